@@ -1,0 +1,61 @@
+"""Quickstart training steps/s on the CPU (the model, codec and data of `experiment=quickstart`).
+
+    python -m benchmarks.bench_train [--steps 30] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from hydra.utils import instantiate
+
+from worldmodel.config import compose_config
+from worldmodel.training.train import build_module
+
+
+def measure(steps: int, overrides: list[str]) -> dict[str, float]:
+    cfg = compose_config("train", ["experiment=quickstart", "data.num_workers=0", *overrides])
+    module = build_module(cfg, run_config={})
+    data = instantiate(cfg.data, _convert_="all")
+    loader = iter(data.train_dataloader())
+    optimizer = module.configure_optimizers()["optimizer"]
+    batches = [next(loader) for _ in range(4)]
+
+    def step(batch) -> None:
+        loss, _ = module._loss(module.model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        module.ema.update(module.model)
+
+    step(batches[0])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(steps):
+        step(batches[i % len(batches)])
+    model_s = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    for _ in range(8):
+        next(loader)
+    data_s = (time.perf_counter() - t0) / 8
+    return {"step_s": model_s, "steps_per_s": 1.0 / model_s, "batch_load_s": data_s,
+            "batch": cfg.data.batch_size, "frames": cfg.data.train.num_frames,
+            "size": f"{cfg.data.train.size[0]}x{cfg.data.train.size[1]}",
+            "params_M": sum(p.numel() for p in module.model.parameters()) / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    r = measure(args.steps, [])
+    print(f"| preset | params | batch x frames @ size | train step (s) | steps/s | data batch (s, main process) |")
+    print(f"|---|---|---|---|---|---|")
+    print(f"| quickstart (tiny) | {r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ {r['size']} | "
+          f"{r['step_s']:.3f} | {r['steps_per_s']:.2f} | {r['batch_load_s']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The console scripts exist, and bad input gets a one-line answer rather than a traceback."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("script", ["worldmodel-train", "worldmodel-rollout", "worldmodel-eval", "worldmodel-prepare"])
+def test_console_script_is_installed(script: str) -> None:
+    assert shutil.which(script, path=str(BIN)), f"{script} is not installed in {BIN}"
+
+
+def test_rollout_of_missing_checkpoint_says_what_to_pass(tmp_path: Path) -> None:
+    out = _run("worldmodel-rollout", f"checkpoint={tmp_path}/missing", f"run_dir={tmp_path}/r", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_with_a_typo_names_the_key(tmp_path: Path) -> None:
+    out = _run("worldmodel-train", "trainer.max_stepz=1", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "max_stepz" in out.stderr
+
+
+def test_not_yet_available_commands_say_so(tmp_path: Path) -> None:
+    out = _run("worldmodel-eval", cwd=tmp_path)
+    assert out.returncode != 0 and "not yet available" in out.stderr

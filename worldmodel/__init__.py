@@ -1,0 +1,2 @@
+"""worldmodel: MaskGWM driving world models."""
+__version__ = "0.1.0"

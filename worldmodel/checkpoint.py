@@ -1,0 +1,132 @@
+"""Exported world models: write a `save_pretrained` folder, load it (or a Lightning .ckpt) back.
+
+An export folder holds everything rollout and evaluation need without Lightning:
+    model/            MaskGWM.save_pretrained (safetensors + config.json), EMA weights
+    worldmodel.json   format marker, the resolved run config (codec, data, sampler), the step
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from worldmodel.files import atomic_write_json
+
+EXPORT_MARKER = "worldmodel.json"
+EXPORT_FORMAT = "worldmodel-export"
+EXPORT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that is missing, damaged, or not a worldmodel checkpoint."""
+
+
+@dataclass
+class LoadedWorldModel:
+    """A network, its codec and sampler, and the config of the run that trained it."""
+
+    model: nn.Module
+    codec: nn.Module
+    sampler: Any
+    config: dict[str, Any]
+    source: Path
+    step: int
+
+
+def save_export(dirpath: str | Path, model: nn.Module, run_config: dict[str, Any], step: int) -> Path:
+    """Write an export folder; the previous export stays intact until the new one is complete."""
+    final = Path(dirpath)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        model.save_pretrained(staging / "model", safe_serialization=True)
+        atomic_write_json(staging / EXPORT_MARKER, {
+            "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "step": int(step), "config": run_config})
+        if final.exists():
+            # Two renames: the old folder is only deleted once the new one has its name.
+            retired = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, retired)
+            os.replace(staging, final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _read_export(path: Path) -> tuple[dict[str, Any], Path]:
+    import json
+
+    marker = path / EXPORT_MARKER
+    if not marker.is_file():
+        raise CheckpointError(
+            f"{path} is a folder but not a worldmodel export: expected {EXPORT_MARKER} and model/ in it "
+            f"(exports are written by training under <run_dir>/export)")
+    try:
+        info = json.loads(marker.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{marker} is not valid JSON ({err}); the export is damaged, re-export it") from err
+    if info.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{marker} has format {info.get('format')!r}, expected {EXPORT_FORMAT!r}")
+    return info, path / "model"
+
+
+def _read_lightning(path: Path) -> dict[str, Any]:
+    from worldmodel.training.module import CHECKPOINT_KEY
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError(
+            f"{path} is a checkpoint of another model: it has no '{CHECKPOINT_KEY}' entry. Pass a .ckpt "
+            f"written by worldmodel-train or an export folder (<run_dir>/export)")
+    return checkpoint
+
+
+def _build(config: dict[str, Any], section: str, source: Path) -> Any:
+    if section not in config:
+        raise CheckpointError(f"{source}: its run config has no '{section}' section")
+    return instantiate(config[section])
+
+
+def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedWorldModel:
+    """Load an export folder or a Lightning `.ckpt` of worldmodel-train, EMA weights preferred."""
+    from worldmodel.model import MaskGWM
+
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise CheckpointError(
+            f"checkpoint {source} does not exist; pass an export folder (<run_dir>/export) or a .ckpt "
+            f"(<run_dir>/checkpoints/last.ckpt)")
+    if source.is_dir():
+        info, model_dir = _read_export(source)
+        config, step = info["config"], int(info.get("step", 0))
+        model = MaskGWM.from_pretrained(model_dir)
+    else:
+        checkpoint = _read_lightning(source)
+        config, step = checkpoint["worldmodel"]["config"], int(checkpoint.get("global_step", 0))
+        model = _build(config, "model", source)
+        state = checkpoint["state_dict"]
+        prefix = "ema.shadow." if any(k.startswith("ema.shadow.") for k in state) else "model."
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{source} does not match its own model config: {len(missing)} missing and "
+                f"{len(unexpected)} unexpected weights (first: {(missing or unexpected)[:3]})")
+    codec = _build(config, "codec", source)
+    sampler = _build(config, "sampler", source)
+    model = model.to(device).eval()
+    return LoadedWorldModel(model=model, codec=codec.to(device).eval(), sampler=sampler,
+                            config=config, source=source, step=step)

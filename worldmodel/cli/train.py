@@ -1,0 +1,23 @@
+"""`worldmodel-train`: the Hydra command line around `worldmodel.training.train`."""
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from worldmodel.training.train import train
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Train; every `key=value` on the command line overrides the composed config."""
+    OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
+    result = train(cfg)
+    print(f"run folder:   {result.run_dir}")
+    print(f"export:       {result.export_dir}  (pass to worldmodel-rollout checkpoint=...)")
+    if result.last_checkpoint:
+        print(f"resume with:  worldmodel-train ckpt_path={result.last_checkpoint} run_dir={result.run_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The temporal block that follows every spatial block: attention over frames at a fixed grid position."""
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN modulation x * (1 + scale) + shift, broadcast over the leading axes."""
+    return x * (1 + scale) + shift
+
+
+#################################################################################
+#                                   Attention                                   #
+#################################################################################
+
+class Attention(nn.Module):
+    """Multi-head (self or cross) attention with optional QK RMS norm and an additive per-sample K/V term."""
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, qk_norm: bool = False):
+        super().__init__()
+        self.num_heads = num_heads
+        inner = num_heads * head_dim
+        self.to_q = nn.Linear(hidden_size, inner)
+        self.to_k = nn.Linear(hidden_size, inner)
+        self.to_v = nn.Linear(hidden_size, inner)
+        self.norm_q = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.norm_k = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.to_out = nn.Linear(inner, hidden_size)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                kv_add: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, L, D), context (B, M, D) or None (self-attention), kv_add (B, H*E) or None -> (B, L, D).
+
+        kv_add is added to every key and every value after projection (and after the key norm).
+        """
+        context = x if context is None else context
+        q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)  # (B, H, L, E)
+        k = rearrange(self.to_k(context), "b m (h e) -> b h m e", h=self.num_heads)  # (B, H, M, E)
+        v = rearrange(self.to_v(context), "b m (h e) -> b h m e", h=self.num_heads)  # (B, H, M, E)
+        q, k = self.norm_q(q), self.norm_k(k)
+        if kv_add is not None:
+            add = rearrange(kv_add, "b (h e) -> b h 1 e", h=self.num_heads)  # (B, H, 1, E)
+            k, v = k + add, v + add
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, H, L, E)
+        return self.to_out(rearrange(out, "b h l e -> b l (h e)"))  # (B, L, D)
+
+
+#################################################################################
+#                                 Temporal Block                                #
+#################################################################################
+
+class TemporalBlock(nn.Module):
+    """Frame self-attention, per-frame text cross-attention (actions added to K and V) and an MLP, adaLN-Zero.
+
+    Each sub-layer computes `z + gate * f(LN(z) * (1 + scale) + shift)`, with (shift, scale, gate)
+    regressed from the per-frame time embedding of m * tau (m = 0 on reference frames). The
+    modulation is zero-initialised, so every gate is 0 and the block is the identity at init
+    while its attention and MLP weights still receive gradients through the gates.
+    The text stream is read, never updated.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, head_dim: int, mlp_ratio: float = 4.0,
+                 qk_norm: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads, head_dim, qk_norm=qk_norm)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.cross_attn = Attention(hidden_size, num_heads, head_dim, qk_norm=qk_norm)
+        self.norm3 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        mlp_hidden = int(hidden_size * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, mlp_hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(mlp_hidden, hidden_size),
+        )
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 9 * hidden_size))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, action: torch.Tensor | None,
+                temb: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Temporal attention on one clip-view group per row.
+
+        x:       (B, S, T, D) tokens; B = clip x view, S = grid positions, T = frames
+        context: (B, T, N, D) text tokens of each frame
+        action:  (B, D) projected action embedding, added to K and V of the cross-attention, or None
+        temb:    (B, T, D) per-frame time embedding of m * tau
+        pos:     (T, D) temporal position embedding
+        returns  (B, S, T, D)
+        """
+        b, s, t, _ = x.shape
+        mods = self.adaLN_modulation(temb)[:, None]  # (B, 1, T, 9D)
+        shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = mods.chunk(9, dim=-1)
+
+        h = modulate(self.norm1(x), shift1, scale1) + pos  # (B, S, T, D)
+        h = self.attn(rearrange(h, "b s t d -> (b s) t d"))  # ((B S), T, D)
+        x = x + gate1 * rearrange(h, "(b s) t d -> b s t d", b=b)
+
+        h = modulate(self.norm2(x), shift2, scale2)  # (B, S, T, D)
+        kv_add = None if action is None else repeat(action, "b d -> (b t) d", t=t)  # ((B T), D)
+        h = self.cross_attn(rearrange(h, "b s t d -> (b t) s d"),
+                            rearrange(context, "b t n d -> (b t) n d"), kv_add)  # ((B T), S, D)
+        x = x + gate2 * rearrange(h, "(b t) s d -> b s t d", b=b)
+
+        h = modulate(self.norm3(x), shift3, scale3)  # (B, S, T, D)
+        return x + gate3 * self.mlp(h)  # (B, S, T, D)

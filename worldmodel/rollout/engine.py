@@ -1,0 +1,78 @@
+"""Autoregressive rollout in latent space: chunks that carry their last frames forward as references."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+ChunkActions = tuple[torch.Tensor, torch.Tensor]  # values (B, 19), valid (B, 5)
+
+
+@dataclass(frozen=True)
+class ChunkSchedule:
+    """Where each chunk sits in the full video: chunk i covers frames [starts[i], starts[i] + chunk_frames)."""
+
+    chunk_frames: int
+    first_reference: int
+    carry_frames: int
+    num_chunks: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_reference < self.chunk_frames:
+            raise ValueError(f"first_reference must lie in [1, {self.chunk_frames - 1}], got {self.first_reference}")
+        if self.num_chunks > 1 and not 0 < self.carry_frames < self.chunk_frames:
+            raise ValueError(f"carry_frames must lie in [1, {self.chunk_frames - 1}], got {self.carry_frames}")
+        if self.num_chunks < 1:
+            raise ValueError(f"num_chunks must be >= 1, got {self.num_chunks}")
+
+    @property
+    def starts(self) -> list[int]:
+        step = self.chunk_frames - self.carry_frames
+        return [0] + [self.chunk_frames - self.carry_frames + i * step for i in range(self.num_chunks - 1)]
+
+    @property
+    def total_frames(self) -> int:
+        return self.starts[-1] + self.chunk_frames
+
+    @classmethod
+    def for_horizon(cls, chunk_frames: int, first_reference: int, carry_frames: int,
+                    total_frames: int) -> ChunkSchedule:
+        """The fewest chunks whose video reaches at least `total_frames` frames."""
+        step = chunk_frames - carry_frames
+        extra = max(0, total_frames - chunk_frames)
+        return cls(chunk_frames, first_reference, carry_frames, 1 + -(-extra // step))
+
+
+class RolloutEngine:
+    """Generates long videos chunk by chunk with a sampler; holds no Lightning state."""
+
+    def __init__(self, model: nn.Module, sampler, schedule: ChunkSchedule) -> None:
+        self.model = model
+        self.sampler = sampler
+        self.schedule = schedule
+
+    @torch.no_grad()
+    def generate(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions],
+                 generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+        """reference (B, k, V, C, h, w) -> latents (B, total_frames, V, C, h, w) on the CPU.
+
+        The reference frames of chunk i+1 are exactly the last `carry_frames` latents of chunk i;
+        finished frames move to the CPU so device memory does not grow with the horizon.
+        """
+        s = self.schedule
+        if reference.shape[1] != s.first_reference:
+            raise ValueError(f"reference has {reference.shape[1]} frames, the schedule wants {s.first_reference}")
+        if len(chunk_actions) != s.num_chunks:
+            raise ValueError(f"got actions for {len(chunk_actions)} chunks, the schedule has {s.num_chunks}")
+        finished: list[torch.Tensor] = []
+        refs = reference
+        for i in tqdm(range(s.num_chunks), desc="rollout chunks", disable=not progress, leave=False):
+            values, valid = chunk_actions[i]
+            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator)
+            keep_from = 0 if i == 0 else s.carry_frames
+            finished.append(chunk[:, keep_from:].cpu())
+            refs = chunk[:, s.chunk_frames - s.carry_frames:]
+        return torch.cat(finished, dim=1)

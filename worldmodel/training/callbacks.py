@@ -1,0 +1,93 @@
+"""Training callbacks: export a `save_pretrained` folder, and write sample videos as training runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from worldmodel.checkpoint import save_export
+from worldmodel.data.actions import pack_actions
+from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
+
+
+class _EveryNSteps(pl.Callback):
+    """Runs `fire` every n optimiser steps and once when training ends."""
+
+    def __init__(self, every_n_train_steps: int) -> None:
+        self.every = every_n_train_steps
+        self._last_step = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every > 0 and step > 0 and step % self.every == 0 and step != self._last_step:
+            self._last_step = step
+            self.fire(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self._last_step and not trainer.fast_dev_run:
+            self._last_step = trainer.global_step
+            self.fire(trainer, pl_module)
+
+    def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        raise NotImplementedError
+
+
+class ExportPretrained(_EveryNSteps):
+    """Keeps `<run_dir>/export` a loadable world model (EMA weights + run config)."""
+
+    def __init__(self, dirpath: str, every_n_train_steps: int = 500) -> None:
+        super().__init__(every_n_train_steps)
+        self.dirpath = Path(dirpath)
+
+    @rank_zero_only
+    def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        save_export(self.dirpath, pl_module.inference_model, pl_module.run_config, trainer.global_step)
+
+
+class SampleVideos(_EveryNSteps):
+    """Samples a few validation clips from their first frames and writes ground truth | generated."""
+
+    def __init__(self, dirpath: str, every_n_train_steps: int = 1000, num_clips: int = 2,
+                 num_reference: int = 1, seed: int = 0) -> None:
+        super().__init__(every_n_train_steps)
+        self.dirpath = Path(dirpath)
+        self.num_clips = num_clips
+        self.num_reference = num_reference
+        self.seed = seed
+
+    @rank_zero_only
+    @torch.no_grad()
+    def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        dataset = getattr(trainer.datamodule, "val_set", None) if trainer.datamodule else None
+        if dataset is None or len(dataset) == 0:
+            return
+        clips = [dataset[i] for i in range(min(self.num_clips, len(dataset)))]
+        frames = torch.from_numpy(np.stack([c["frames"] for c in clips])).to(pl_module.device)
+        latents = pl_module.encode(frames)  # (B, T, V, C, h, w)
+        values, valid = pack_actions(torch.utils.data.default_collate([c["actions"] for c in clips]))
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        generated = pl_module.sampler.sample(
+            pl_module.inference_model, latents[:, : self.num_reference], latents.shape[1],
+            values.to(pl_module.device), valid.to(pl_module.device), generator=generator)
+        video = to_uint8(pl_module.codec.decode_video(generated).float().cpu())  # (B, T, V, H, W, 3)
+        truth = frames.cpu().numpy()
+        step = trainer.global_step
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        rows, labels = [], []
+        for i in range(len(clips)):
+            # Views side by side in one strip per clip keeps a multi-camera sample in one file.
+            gen_strip = np.concatenate(list(video[i].transpose(1, 0, 2, 3, 4)), axis=2)
+            gt_strip = np.concatenate(list(truth[i].transpose(1, 0, 2, 3, 4)), axis=2)
+            panel = side_by_side([gt_strip, gen_strip], ["ground truth", "generated"])
+            write_video(self.dirpath / f"step{step:07d}_clip{i}.mp4", panel, fps=float(clips[i]["meta"]["fps"]))
+            rows += [gt_strip, gen_strip]
+            labels += [f"clip {i} truth", f"clip {i} generated"]
+        sheet = contact_sheet(rows, labels)
+        save_png(self.dirpath / f"step{step:07d}.png", sheet)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", sheet, step, dataformats="HWC")

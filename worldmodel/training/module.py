@@ -1,0 +1,82 @@
+"""LightningModule for MaskGWM: one training step, EMA, AdamW with warm-up, logging."""
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from worldmodel.codecs import LatentCodec
+from worldmodel.data.actions import pack_actions
+from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
+from worldmodel.training.ema import EMAWeights
+from worldmodel.viz import from_uint8
+
+CHECKPOINT_KEY = "worldmodel"
+CHECKPOINT_FORMAT = 1
+
+
+class WorldModelModule(pl.LightningModule):
+    """Trains a MaskGWM network with a rectified-flow objective on codec latents."""
+
+    def __init__(self, model: nn.Module, codec: LatentCodec, objective: RectifiedFlow,
+                 sampler: FlowEulerSampler, lr: float = 5e-5, betas: tuple[float, float] = (0.9, 0.999),
+                 weight_decay: float = 0.0, warmup_steps: int = 1000, ema_decay: float | None = 0.999,
+                 run_config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.codec = codec.requires_grad_(False).eval()
+        self.objective = objective
+        self.sampler = sampler
+        self.lr, self.betas, self.weight_decay, self.warmup_steps = lr, tuple(betas), weight_decay, warmup_steps
+        self.ema = EMAWeights(model, ema_decay) if ema_decay else None
+        # The resolved run config travels inside every checkpoint so rollout can rebuild the run.
+        self.run_config = run_config or {}
+
+    @property
+    def inference_model(self) -> nn.Module:
+        """The weights to sample with: the EMA copy when there is one."""
+        return self.ema.shadow if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, V, H, W, 3) -> latents (B, T, V, C, h, w)."""
+        return self.codec.encode_video(from_uint8(frames))
+
+    def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None):
+        latents = self.encode(batch["frames"])
+        values, valid = pack_actions(batch["actions"])
+        return self.objective.training_loss(
+            model, latents, batch["num_reference"].to(self.device), values.to(self.device),
+            valid.to(self.device), generator=generator)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, logs = self._loss(self.model, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["frames"].shape[0])
+        for name, value in logs.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, batch_size=batch["frames"].shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        # A fixed generator per batch makes the validation loss comparable across steps.
+        generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
+        loss, _ = self._loss(self.inference_model, batch, generator=generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["frames"].shape[0], sync_dist=True)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        warmup = max(1, self.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {"format": CHECKPOINT_FORMAT, "config": self.run_config}

@@ -1,0 +1,82 @@
+"""`train(cfg)`: build data, codec, model, objective and trainer from a composed config, then fit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from worldmodel.training.module import WorldModelModule
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run put its outputs, and its last logged metrics."""
+
+    run_dir: Path
+    export_dir: Path
+    last_checkpoint: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"ckpt_path=last but {last} does not exist; pass run_dir of the run to resume")
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+    return ckpt_path
+
+
+def _check_codec_fits_model(codec: Any, model: Any) -> None:
+    channels = model.config.in_channels
+    if codec.latent_channels != channels:
+        raise ValueError(
+            f"codec gives {codec.latent_channels} latent channels but the model expects {channels}: "
+            f"pick a matching pair (e.g. codec=pixel with model=tiny, codec=sd3_vae with model=sd3_medium) "
+            f"or set model.in_channels={codec.latent_channels} model.out_channels={codec.latent_channels}")
+
+
+def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModule:
+    """The LightningModule of a composed config (model, codec, objective, sampler, optimiser, EMA)."""
+    model = instantiate(cfg.model, _convert_="all")
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    codec = instantiate(cfg.codec, _convert_="all")
+    _check_codec_fits_model(codec, model)
+    return WorldModelModule(
+        model=model, codec=codec, objective=instantiate(cfg.objective, _convert_="all"),
+        sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
+        ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config)
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Fit a world model as `cfg` says; returns where the checkpoints and the export went."""
+    run_dir = Path(cfg.run_dir).expanduser().resolve()
+    # Resolve run_dir once: it may hold ${now:...}, which would differ at every later access.
+    OmegaConf.update(cfg, "run_dir", str(run_dir), force_add=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+
+    datamodule = instantiate(
+        cfg.data, reference_choices=list(cfg.reference_frames.choices),
+        reference_weights=list(cfg.reference_frames.weights), _convert_="all")
+    module = build_module(cfg, run_config)
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c is not None] or False
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                      default_root_dir=str(run_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, run_dir))
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    return TrainResult(run_dir=run_dir, export_dir=run_dir / "export",
+                       last_checkpoint=last if last.is_file() else None, metrics=metrics)
