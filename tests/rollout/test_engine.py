@@ -67,6 +67,6 @@ def test_fixed_seed_gives_the_same_rollout() -> None:
 
 def test_wrong_number_of_chunk_actions_is_named() -> None:
     schedule = ChunkSchedule(chunk_frames=5, first_reference=1, carry_frames=2, num_chunks=3)
-    with pytest.raises(ValueError, match="3 chunks"):
+    with pytest.raises(ValueError, match="schedule has 3"):
         RolloutEngine(torch.nn.Identity(), RecordingSampler(), schedule).generate(
             torch.zeros(1, 1, 1, 1, 1, 1), _actions(schedule)[:2])

@@ -8,10 +8,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
+from worldmodel.config import CONF_DIR
 from worldmodel.rollout.run import rollout
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="rollout")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="rollout")
 def main(cfg: DictConfig) -> None:
     """Roll out a checkpoint; prints where the videos went and PSNR next to the copy baseline."""
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)

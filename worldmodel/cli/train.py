@@ -5,10 +5,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from worldmodel.config import CONF_DIR
 from worldmodel.training.train import train
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     """Train; every `key=value` on the command line overrides the composed config."""
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)

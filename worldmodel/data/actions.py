@@ -43,9 +43,9 @@ class CommandThresholds:
 
     stop_speed_mps: float = 0.5  # final speed below this: STOP
     stop_distance_m: float = 1.0  # or the whole path shorter than this: STOP
-    turn_heading_rad: float = 0.35  # |final heading| above this (~20 deg): LEFT / RIGHT
+    turn_heading_rad: float = 0.25  # |final heading| above this (~14 deg): LEFT / RIGHT
     u_turn_heading_rad: float = 2.6  # |final heading| above this (~150 deg): U_TURN
-    lane_change_lateral_m: float = 1.2  # lateral offset not explained by the heading: lane change
+    lane_change_lateral_m: float = 0.8  # lateral offset not explained by the heading: lane change
 
 
 def _final_heading(trajectory: np.ndarray) -> float:
@@ -85,11 +85,12 @@ def derive_command(trajectory: np.ndarray, speed: np.ndarray | None = None,
     """Command from future waypoints (n, 2) in the ego frame, checked in this order:
 
     1. STOP when the final speed is below `stop_speed_mps` or the path is shorter than `stop_distance_m`;
-    2. U_TURN when the final heading (direction of the last segment) exceeds `u_turn_heading_rad`;
-    3. LEFT / RIGHT when it exceeds `turn_heading_rad` (positive = left);
-    4. LANE_CHANGE_LEFT / _RIGHT when the final lateral offset minus the offset a constant-curvature
+    2. OTHER when the first waypoint lies behind the start (reversing);
+    3. U_TURN when the final heading (direction of the last segment) exceeds `u_turn_heading_rad`;
+    4. LEFT / RIGHT when it exceeds `turn_heading_rad` (positive = left);
+    5. LANE_CHANGE_LEFT / _RIGHT when the final lateral offset minus the offset a constant-curvature
        arc with that heading would have (heading * x / 2) exceeds `lane_change_lateral_m`;
-    5. OTHER when the ego ends up behind its start (reversing), else STRAIGHT.
+    6. else STRAIGHT.
     """
     trajectory = np.asarray(trajectory, dtype=np.float64)
     if not np.all(np.isfinite(trajectory)):
@@ -100,6 +101,8 @@ def derive_command(trajectory: np.ndarray, speed: np.ndarray | None = None,
                                action_times)
     if final_speed < thresholds.stop_speed_mps or length < thresholds.stop_distance_m:
         return Command.STOP
+    if trajectory[0, 0] < -0.2:
+        return Command.OTHER
     heading = _final_heading(trajectory)
     if abs(heading) > thresholds.u_turn_heading_rad:
         return Command.U_TURN
@@ -109,8 +112,6 @@ def derive_command(trajectory: np.ndarray, speed: np.ndarray | None = None,
     residual = y_end - 0.5 * heading * x_end
     if abs(residual) > thresholds.lane_change_lateral_m:
         return Command.LANE_CHANGE_LEFT if residual > 0 else Command.LANE_CHANGE_RIGHT
-    if x_end < 0:
-        return Command.OTHER
     return Command.STRAIGHT
 
 
@@ -206,10 +207,8 @@ def pack_actions(actions: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor
     clip's unbatched actions (numpy), which gives b = 1. Invalid fields are zeroed so that a
     reader's placeholder values never reach a model.
     """
-    trajectory = torch.as_tensor(np.asarray(actions["trajectory"]) if not torch.is_tensor(actions["trajectory"])
-                                 else actions["trajectory"])
-    batched = trajectory.ndim == 3
-    b = trajectory.shape[0] if batched else 1
+    trajectory = actions["trajectory"]
+    b = trajectory.shape[0] if trajectory.ndim == 3 else 1  # (b, 4, 2) batched, (4, 2) one clip
     columns, flags = [], []
     for name in ACTION_FIELDS:
         value = actions[name]

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
+
 
 #################################################################################
 #                               Flow Euler Sampler                              #
@@ -16,6 +18,8 @@ class FlowEulerSampler:
     tau' = shift * tau / (1 + (shift - 1) * tau) (shift > 1 spends more steps at high noise).
     With actions, every step runs the conditional and the unconditional (all action groups invalid)
     batch in one forward and uses uncond + cfg_scale * (cond - uncond).
+    Mask reconstruction is training-only: the sampler never passes a mask plan, so the model always
+    runs on the full token grid.
     """
 
     def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0):
@@ -55,7 +59,7 @@ class FlowEulerSampler:
 
         is_reference = (torch.arange(num_frames, device=device) < k)[None].expand(b, -1)  # (B, T)
         if actions is not None and action_valid is None:
-            action_valid = torch.ones(b, 5, dtype=torch.bool, device=device)
+            action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
         use_cfg = self.cfg_scale != 1.0 and actions is not None and bool(action_valid.any())
         if use_cfg:
             batch_actions = torch.cat([actions, actions])  # (2B, S)
@@ -67,7 +71,7 @@ class FlowEulerSampler:
         for i in tqdm(range(self.num_steps), disable=not progress, desc="sampling"):
             tau, tau_next = taus[i], taus[i + 1]
             latents = torch.cat([reference, z], dim=1)  # (B, T, V, C, H, W)
-            tau_frames = torch.where(is_reference, 0.0, tau).to(dtype)  # (B, T)
+            tau_frames = torch.where(is_reference, 0.0, tau)  # (B, T) float32
             if use_cfg:
                 out = model(torch.cat([latents, latents]), torch.cat([tau_frames, tau_frames]),
                             actions=batch_actions, action_valid=batch_valid, is_reference=batch_reference)

@@ -1,9 +1,10 @@
-"""Rectified-flow training objective: noise, timestep sampling, action dropout and the velocity loss."""
+"""Rectified-flow training objective: noise, timestep sampling, action dropout, MR mask plans and the velocity loss."""
 
 import torch
 from torch import nn
 
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
+from worldmodel.model.masking import MaskPlan, sample_mask_plan
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
 
@@ -18,19 +19,42 @@ class RectifiedFlow:
     The first `num_reference` frames of a clip stay clean (tau = 0, flagged as reference); the other
     frames share one tau per sample. Each action group is dropped independently with probability
     `action_dropout` (classifier-free guidance), on top of the groups the dataset marks invalid.
+
+    Mask reconstruction (MASKGWM.md section 3), only while the model is in training mode: each sample
+    whose tau lies in `mr_tau_range` is masked with probability `mr_probability` (mask ratio
+    `mask_ratio`, spatial mask with probability `spatial_mask_prob`, else the time mask) and its loss
+    is the same velocity MSE on the masked pass's output, every token included. Masked and unmasked
+    samples of a batch cannot share one packed grid, so a mixed batch runs two forward passes (the
+    masked rows and the others) and the loss averages over all predicted frames as usual. With
+    `also_unmasked_pass` (MDT) every sample also runs unmasked and the loss is
+    mean(unmasked pass) + mean(masked pass over the masked samples).
     """
 
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
-                 action_dropout: float = 0.15, loss_on_reference: bool = False):
+                 action_dropout: float = 0.15, loss_on_reference: bool = False, mr_probability: float = 0.0,
+                 mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
+                 mr_tau_range: tuple[float, float] = (0.0, 1.0)):
         if time_sampling not in TIME_SAMPLINGS:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
-        if not 0.0 <= action_dropout <= 1.0:
-            raise ValueError(f"action_dropout must be in [0, 1], got {action_dropout}")
+        for name, value in (("action_dropout", action_dropout), ("mr_probability", mr_probability),
+                            ("spatial_mask_prob", spatial_mask_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+        lo, hi = (float(x) for x in mr_tau_range)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"mr_tau_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {tuple(mr_tau_range)}")
         self.time_sampling = time_sampling
         self.logit_mean = logit_mean
         self.logit_std = logit_std
         self.action_dropout = action_dropout
         self.loss_on_reference = loss_on_reference
+        self.mr_probability = mr_probability
+        self.mask_ratio = mask_ratio
+        self.spatial_mask_prob = spatial_mask_prob
+        self.also_unmasked_pass = also_unmasked_pass
+        self.mr_tau_range = (lo, hi)
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
                    generator: torch.Generator | None = None) -> torch.Tensor:
@@ -56,6 +80,27 @@ class RectifiedFlow:
         keep = torch.rand(action_valid.shape, device=action_valid.device, generator=generator) >= self.action_dropout
         return action_valid.bool() & keep
 
+    def choose_masked(self, model: nn.Module, tau: torch.Tensor,
+                      generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """(B,) bool: the samples that get mask reconstruction, or None when MR is off for this call.
+
+        MR is off with mr_probability 0 and whenever the model is in eval mode (validation, EMA copy).
+        """
+        if self.mr_probability == 0.0 or not model.training:
+            return None
+        if getattr(model, "reconstruction", None) is None:
+            raise ValueError("the objective has mask reconstruction on (mr_probability > 0) but the model has "
+                             "no reconstruction module: build it with mask_reconstruction=true")
+        draw = torch.rand(tau.shape, device=tau.device, generator=generator) < self.mr_probability  # (B,)
+        lo, hi = self.mr_tau_range
+        return draw & (tau >= lo) & (tau <= hi)
+
+    def mask_plan(self, model: nn.Module, eps: torch.Tensor, generator: torch.Generator | None = None) -> MaskPlan:
+        """A random MR plan for clips eps (B, T, V, C, H, W) on the model's token grid; eps feeds the mask token."""
+        b, t, v, _, h, w = eps.shape
+        p = model.config.patch_size
+        return sample_mask_plan((b, t, v), (h // p, w // p), self.mask_ratio, self.spatial_mask_prob, eps, generator)
+
     def training_loss(self, model: nn.Module, latents: torch.Tensor, num_reference: torch.Tensor,
                       actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
@@ -63,6 +108,7 @@ class RectifiedFlow:
 
         latents (B, T, V, C, H, W) clean z0, num_reference (B,) long, actions (B, 19) or None,
         action_valid (B, 5) bool or None (all valid when actions are given) -> (loss, logs).
+        Random draws in order: tau, eps, action dropout, then (MR on) the masked samples and their plan.
         """
         b, t = latents.shape[:2]
         device = latents.device
@@ -72,23 +118,52 @@ class RectifiedFlow:
 
         eps = torch.randn(latents.shape, device=device, dtype=latents.dtype, generator=generator)
         z_tau = self.add_noise(latents, eps, tau_frames)  # (B, T, V, C, H, W)
+        target = self.target(latents, eps)  # (B, T, V, C, H, W)
 
         valid = None
         if actions is not None:
             if action_valid is None:
                 action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
             valid = self.drop_actions(action_valid.to(device), generator)  # (B, G)
+        weight = torch.ones(b, t, device=device) if self.loss_on_reference else (~is_reference).float()  # (B, T)
 
-        pred = model(z_tau, tau_frames, actions=actions, action_valid=valid, is_reference=is_reference)
-        err = (pred.float() - self.target(latents, eps).float()).square().mean(dim=(2, 3, 4, 5))  # (B, T)
-        weight = torch.ones_like(err) if self.loss_on_reference else (~is_reference).to(err.dtype)  # (B, T)
-        loss = (err * weight).sum() / weight.sum().clamp(min=1.0)
+        def frame_errors(rows: torch.Tensor | None, plan: MaskPlan | None = None) -> torch.Tensor:
+            """Per-frame MSE (R, T) of one forward pass on batch rows `rows` (None: all rows)."""
+            pick = (lambda a: a) if rows is None else (lambda a: None if a is None else a[rows])
+            extra = {} if plan is None else {"mask_plan": plan}
+            pred = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
+                         is_reference=pick(is_reference), **extra)
+            return (pred.float() - pick(target).float()).square().mean(dim=(2, 3, 4, 5))  # (R, T)
 
-        logs = {
+        def mean_over(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return (err * w).sum() / w.sum().clamp(min=1.0)
+
+        masked = self.choose_masked(model, tau, generator)
+        logs = {}
+        if masked is None or not masked.any():
+            loss = mean_over(frame_errors(None), weight)
+        else:
+            rows = masked.nonzero().flatten()
+            err_masked = frame_errors(rows, self.mask_plan(model, eps[rows], generator))  # (R, T)
+            if self.also_unmasked_pass:
+                err_plain = frame_errors(None)  # (B, T)
+                loss = mean_over(err_plain, weight) + mean_over(err_masked, weight[rows])
+                logs["loss_unmasked"] = mean_over(err_plain, weight).detach()
+            else:
+                others = (~masked).nonzero().flatten()
+                err = err_masked.new_zeros(b, t).index_put((rows,), err_masked)
+                if others.numel():
+                    err = err.index_put((others,), frame_errors(others))
+                loss = mean_over(err, weight)
+            logs["loss_masked"] = mean_over(err_masked, weight[rows]).detach()
+        if masked is not None:
+            logs["mr_fraction"] = masked.float().mean().detach()
+
+        logs.update({
             "loss": loss.detach(),
             "tau_mean": tau.mean().detach(),
             "reference_frames": is_reference.float().sum(dim=1).mean().detach(),
-        }
+        })
         if valid is not None:
             logs["action_keep_rate"] = valid.float().mean().detach()
         return loss, logs

@@ -30,10 +30,6 @@ class ActionEmbedding(nn.Module):
         self.max_period = max_period
         self.group_sizes = tuple(int(n) for n in group_sizes)
         self.num_scalars = sum(self.group_sizes)
-        # Which group each scalar belongs to, to expand (B, G) flags to (B, S).
-        scalar_group = torch.repeat_interleave(
-            torch.arange(len(self.group_sizes)), torch.tensor(self.group_sizes))  # (S,)
-        self.register_buffer("scalar_group", scalar_group, persistent=False)
         self.proj = nn.Linear(self.num_scalars * fourier_dim, hidden_size, bias=False)
 
     def forward(self, actions: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,7 +38,10 @@ class ActionEmbedding(nn.Module):
             raise ValueError(f"expected {self.num_scalars} action scalars, got shape {tuple(actions.shape)}")
         if valid is None:
             valid = torch.ones(actions.shape[0], len(self.group_sizes), dtype=torch.bool, device=actions.device)
-        keep = valid.bool()[:, self.scalar_group]  # (B, S)
+        # Which group each scalar belongs to, to expand (B, G) flags to (B, S).
+        scalar_group = torch.tensor([g for g, n in enumerate(self.group_sizes) for _ in range(n)],
+                                    device=actions.device)  # (S,)
+        keep = valid.bool()[:, scalar_group]  # (B, S)
         values = torch.where(keep, actions.float(), torch.zeros_like(actions, dtype=torch.float32))
         feats = sinusoidal_features(values, self.fourier_dim, self.max_period)  # (B, S, F)
         feats = torch.where(keep[..., None], feats, torch.zeros_like(feats))  # (B, S, F)

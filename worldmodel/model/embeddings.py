@@ -34,15 +34,14 @@ class TemporalPositionEmbedding(nn.Module):
     def __init__(self, max_frames: int, hidden_size: int):
         super().__init__()
         self.max_frames = max_frames
-        table = sinusoidal_features(torch.arange(max_frames), hidden_size)  # (T_max, D)
-        self.register_buffer("table", table, persistent=False)
+        self.hidden_size = hidden_size
 
-    def forward(self, num_frames: int) -> torch.Tensor:
-        """num_frames -> (T, D)."""
+    def forward(self, num_frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """num_frames -> float32 (T, D); computed on the fly, so no buffer needs a meta-device init."""
         if num_frames > self.max_frames:
             raise ValueError(
                 f"clip has {num_frames} frames but the model was built with max_frames={self.max_frames}")
-        return self.table[:num_frames]
+        return sinusoidal_features(torch.arange(num_frames, device=device), self.hidden_size)
 
 
 #################################################################################

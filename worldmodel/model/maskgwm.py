@@ -12,10 +12,23 @@ from torch.utils.checkpoint import checkpoint
 
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES, ActionEmbedding
 from worldmodel.model.embeddings import FrameTimeEmbedding, TemporalPositionEmbedding
+from worldmodel.model.mask_token import MaskToken
+from worldmodel.model.masking import MaskPlan, pack_tokens, unpack_tokens
+from worldmodel.model.reconstruction import ReconstructionModule
 from worldmodel.model.temporal_block import TemporalBlock
+from worldmodel.model.view_block import ViewBlock
 
 # Top-level modules that carry exactly the parameter names of diffusers' SD3Transformer2DModel.
 SD3_MODULES = ("pos_embed", "time_text_embed", "context_embedder", "transformer_blocks", "norm_out", "proj_out")
+# Every top-level module or parameter by the part of the method it belongs to (parameter tables).
+PARAMETER_GROUPS = {
+    "spatial": SD3_MODULES,
+    "temporal": ("temporal_blocks", "temporal_pos_embed", "frame_time_embed"),
+    "view": ("view_blocks",),
+    "mr": ("mask_token", "reconstruction"),
+    "action": ("action_embedding",),
+    "null_text": ("null_text", "null_pooled"),
+}
 
 
 #################################################################################
@@ -23,16 +36,19 @@ SD3_MODULES = ("pos_embed", "time_text_embed", "context_embedder", "transformer_
 #################################################################################
 
 class MaskGWM(ModelMixin, ConfigMixin):
-    """Latent video diffusion transformer: SD3 joint blocks per frame, each followed by a temporal block.
+    """Latent video diffusion transformer: SD3 joint blocks per frame, each followed by view and temporal blocks.
 
     The defaults are Stable Diffusion 3 medium (24 blocks x 24 heads x 64). Spatial modules use
     the parameter names of `SD3Transformer2DModel`, so SD3 weights load 1:1 with
-    `load_sd3_state_dict`. Views are processed independently in this version (`num_views`
-    records the camera count that the view blocks of MASKGWM.md section 4 are built for).
+    `load_sd3_state_dict` (or `worldmodel.model.build_maskgwm(pretrained_sd3=folder)`).
+    Block i runs spatial block i, then view block i (when `use_view_blocks`; otherwise views are
+    independent), then temporal block i. With `mask_reconstruction`, a training forward given a
+    `MaskPlan` runs the first `num_layers - mr_decoder_layers` blocks (the encoder) on the packed
+    visible tokens, puts mask tokens back, runs the reconstruction module F, then the decoder blocks.
     """
 
     _supports_gradient_checkpointing = True
-    _no_split_modules = ["JointTransformerBlock", "TemporalBlock"]
+    _no_split_modules = ["JointTransformerBlock", "TemporalBlock", "ViewBlock", "ReconstructionModule"]
     _skip_layerwise_casting_patterns = ["pos_embed", "norm"]
 
     @register_to_config
@@ -57,8 +73,15 @@ class MaskGWM(ModelMixin, ConfigMixin):
         num_action_scalars: int = 19,
         action_group_sizes: tuple[int, ...] = ACTION_GROUP_SIZES,
         num_null_text_tokens: int = 16,
+        use_view_blocks: bool = False,
+        view_ring_mask: bool = False,
+        mask_reconstruction: bool = False,
+        mr_decoder_layers: int | None = None,
     ):
         super().__init__()
+        # Hydra hands over a ListConfig; store plain ints so the config saves as JSON.
+        action_group_sizes = [int(n) for n in action_group_sizes]
+        self.register_to_config(action_group_sizes=action_group_sizes)
         self.out_channels = out_channels if out_channels is not None else in_channels
         self.inner_dim = num_attention_heads * attention_head_dim
         if caption_projection_dim != self.inner_dim:
@@ -69,6 +92,17 @@ class MaskGWM(ModelMixin, ConfigMixin):
                              f"num_action_scalars={num_action_scalars}")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
+        if mr_decoder_layers is None:
+            mr_decoder_layers = max(1, round(num_layers * 5 / 24))  # the paper's 5 of 24, scaled
+        if mask_reconstruction:
+            if not 1 <= mr_decoder_layers < num_layers:
+                raise ValueError(f"mr_decoder_layers must be in [1, num_layers - 1] = [1, {num_layers - 1}] "
+                                 f"with mask_reconstruction, got {mr_decoder_layers}")
+            if pos_embed_max_size is None:
+                raise ValueError("mask_reconstruction needs pos_embed_max_size (mask tokens take cropped SD3 "
+                                 "position embeddings)")
+        self.register_to_config(mr_decoder_layers=mr_decoder_layers)
+        self.num_encoder_layers = num_layers - mr_decoder_layers
 
         # Spatial part: SD3Transformer2DModel's modules under its names.
         self.pos_embed = PatchEmbed(
@@ -94,6 +128,15 @@ class MaskGWM(ModelMixin, ConfigMixin):
                           mlp_ratio=temporal_mlp_ratio, qk_norm=qk_norm is not None)
             for _ in range(num_layers)
         ])
+        self.view_blocks = nn.ModuleList([
+            ViewBlock(self.inner_dim, num_attention_heads, attention_head_dim, num_views,
+                      mlp_ratio=temporal_mlp_ratio, qk_norm=qk_norm is not None, ring_mask=view_ring_mask)
+            for _ in range(num_layers)
+        ]) if use_view_blocks else None
+        self.mask_token = MaskToken(in_channels, self.inner_dim, patch_size) if mask_reconstruction else None
+        self.reconstruction = ReconstructionModule(
+            self.inner_dim, num_attention_heads, attention_head_dim, mlp_ratio=temporal_mlp_ratio,
+            qk_norm=qk_norm) if mask_reconstruction else None
         self.temporal_pos_embed = TemporalPositionEmbedding(max_frames, self.inner_dim)
         self.frame_time_embed = FrameTimeEmbedding(self.inner_dim)
         self.action_embedding = ActionEmbedding(self.inner_dim, action_fourier_dim, tuple(action_group_sizes))
@@ -111,11 +154,23 @@ class MaskGWM(ModelMixin, ConfigMixin):
                 if module.bias is not None:
                     nn.init.constant_(module.bias, 0)
 
-        for block in self.temporal_blocks:
+        # adaLN-Zero: every gate is 0, so the video model equals the image model at init, and
+        # view blocks and the reconstruction module F start as the identity.
+        zero_init = list(self.temporal_blocks) + list(self.view_blocks or [])
+        if self.reconstruction is not None:
+            zero_init.append(self.reconstruction.temporal)
+        for block in zero_init:
             block.apply(_basic_init)
-            # adaLN-Zero: every gate is 0, so the video model equals the image model at init.
             nn.init.constant_(block.adaLN_modulation[-1].weight, 0)
             nn.init.constant_(block.adaLN_modulation[-1].bias, 0)
+        for block in self.view_blocks or []:
+            nn.init.normal_(block.view_embed, std=0.02)
+        if self.reconstruction is not None:
+            # F_s keeps diffusers' init of an SD3 block except its adaLN-Zero modulation.
+            nn.init.constant_(self.reconstruction.spatial.norm1.linear.weight, 0)
+            nn.init.constant_(self.reconstruction.spatial.norm1.linear.bias, 0)
+        if self.mask_token is not None:
+            nn.init.normal_(self.mask_token.token, std=0.02)
         nn.init.normal_(self.frame_time_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.frame_time_embed.mlp[2].weight, std=0.02)
         nn.init.constant_(self.frame_time_embed.mlp[0].bias, 0)
@@ -151,36 +206,49 @@ class MaskGWM(ModelMixin, ConfigMixin):
         encoder_hidden_states: torch.Tensor | None = None,
         pooled_projections: torch.Tensor | None = None,
         is_reference: torch.Tensor | None = None,
-        mask_plan=None,
+        mask_plan: MaskPlan | None = None,
     ) -> torch.Tensor:
         """Velocity (eps - z0) of every frame.
 
         latents (B, T, V, C, H, W), tau (B, T) in [0, 1], actions (B, 19), action_valid (B, 5) bool,
         encoder_hidden_states (B, N, joint_dim), pooled_projections (B, pooled_dim), is_reference (B, T)
-        bool -> (B, T, V, C_out, H, W). Missing text uses the learned null text; missing actions equal
-        all action groups dropped. Reference frames get m = 0: their diffusion time is 0 in both the
-        SD3 time embedding and the temporal modulation, whatever tau says.
+        bool, mask_plan a `MaskPlan` (training only) or None -> (B, T, V, C_out, H, W). Missing text uses
+        the learned null text; missing actions equal all action groups dropped. Reference frames get
+        m = 0: their diffusion time is 0 in both the SD3 time embedding and the temporal modulation,
+        whatever tau says. With a mask plan, every frame (reference frames too) is masked, and every
+        token, masked or not, is predicted.
         """
-        if mask_plan is not None:
-            raise ValueError("mask reconstruction (MASKGWM.md section 3) is not implemented in this version "
-                             "of MaskGWM: call it with mask_plan=None")
         b, t, v, _, h, w = latents.shape
         p = self.config.patch_size
+        grid = (h // p, w // p)
+        if mask_plan is not None:
+            self._check_mask_plan(mask_plan, latents)
+        if self.view_blocks is not None and v != self.config.num_views:
+            raise ValueError(f"this model's view blocks are built for {self.config.num_views} views, "
+                             f"got latents with {v}")
         if is_reference is None:
             is_reference = torch.zeros(b, t, dtype=torch.bool, device=latents.device)
-        tau = torch.where(is_reference, torch.zeros_like(tau), tau)  # (B, T): m * tau
+        tau = tau.float()  # float32 time even under bf16: 1000 * tau needs the precision
+        tau = torch.where(is_reference.bool(), torch.zeros_like(tau), tau)  # (B, T): m * tau
 
         x, context, temb = self.embed_spatial(latents, tau, encoder_hidden_states, pooled_projections)
-        frame_temb = repeat(self.frame_time_embed(tau), "b t d -> (b v) t d", v=v)  # ((B V), T, D)
+        frame_temb = self.frame_time_embed(tau)  # (B, T, D)
         action = None
         if actions is not None:
             action = repeat(self.action_embedding(actions, action_valid), "b d -> (b v) d", v=v)  # ((B V), D)
 
-        x = self.forward_blocks(x, context, temb, frame_temb, action, (b, t, v), 0, len(self.transformer_blocks))
+        if mask_plan is None:
+            x, _ = self.forward_blocks(x, context, temb, frame_temb, action, (b, t, v), grid,
+                                       0, len(self.transformer_blocks))
+        else:
+            x, context = self.forward_encoder(x, context, temb, frame_temb, action, (b, t, v), mask_plan)
+            x = self.forward_reconstruction(x, context, temb, frame_temb, action, tau, (b, t, v), mask_plan)
+            x, _ = self.forward_blocks(x, context, temb, frame_temb, action, (b, t, v), grid,
+                                       self.num_encoder_layers, len(self.transformer_blocks))
 
         x = self.proj_out(self.norm_out(x, temb))  # ((B T V), N, p*p*C)
         return rearrange(x, "(b t v) (h w) (p q c) -> b t v c (h p) (w q)",
-                         b=b, t=t, v=v, h=h // p, w=w // p, p=p, q=p)
+                         b=b, t=t, v=v, h=grid[0], w=grid[1], p=p, q=p)
 
     def embed_spatial(self, latents: torch.Tensor, tau: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
                       pooled_projections: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -206,23 +274,77 @@ class MaskGWM(ModelMixin, ConfigMixin):
 
     def forward_blocks(self, x: torch.Tensor, context: torch.Tensor | None, temb: torch.Tensor,
                        frame_temb: torch.Tensor, action: torch.Tensor | None, dims: tuple[int, int, int],
-                       start: int, end: int) -> torch.Tensor:
-        """Run spatial block i then temporal block i for i in [start, end).
+                       grid: tuple[int, int], start: int, end: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run spatial block i, view block i (if any), then temporal block i for i in [start, end).
 
-        x ((B T V), N, D), context ((B T V), M, D), temb ((B T V), D), frame_temb ((B V), T, D),
-        action ((B V), D) or None, dims (B, T, V) -> ((B T V), N, D). Temporal block i cross-attends to
-        the text tokens that spatial block i received (the last SD3 block returns no text stream).
+        x ((B T V), H W, D) on an (H, W) token grid (packed or full), context ((B T V), M, D),
+        temb ((B T V), D), frame_temb (B, T, D), action ((B V), D) or None, dims (B, T, V)
+        -> (x ((B T V), H W, D), context after block end - 1). Temporal block i cross-attends to the
+        text tokens that spatial block i received (the last SD3 block returns no text stream).
+        No block needs an attention mask on the packed grid: the view block attends along a token row
+        of every view and the temporal block along the frames of one (packed) grid position.
         """
         b, t, v = dims
-        pos = self.temporal_pos_embed(t)  # (T, D)
+        pos = self.temporal_pos_embed(t, x.device).to(x.dtype)  # (T, D)
+        temporal_temb = repeat(frame_temb, "b t d -> (b v) t d", v=v)  # ((B V), T, D)
+        view_temb = repeat(frame_temb, "b t d -> (b t h) d", h=grid[0])  # ((B T H), D)
         for i in range(start, end):
             block_context = context
             context, x = self._checkpointed(self.transformer_blocks[i], x, block_context, temb)
+            if self.view_blocks is not None:
+                xv = rearrange(x, "(b t v) (h w) d -> (b t h) v w d", b=b, t=t, v=v, h=grid[0])  # ((B T H), V, W, D)
+                xv = self._checkpointed(self.view_blocks[i], xv, view_temb)
+                x = rearrange(xv, "(b t h) v w d -> (b t v) (h w) d", b=b, t=t, h=grid[0])  # ((B T V), N, D)
             xt = rearrange(x, "(b t v) n d -> (b v) n t d", b=b, t=t, v=v)  # ((B V), N, T, D)
             ct = rearrange(block_context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)  # ((B V), T, M, D)
-            xt = self._checkpointed(self.temporal_blocks[i], xt, ct, action, frame_temb, pos)
+            xt = self._checkpointed(self.temporal_blocks[i], xt, ct, action, temporal_temb, pos)
             x = rearrange(xt, "(b v) n t d -> (b t v) n d", b=b, t=t, v=v)  # ((B T V), N, D)
-        return x
+        return x, context
+
+    # ------------------------------------------------------------------ mask reconstruction
+
+    def forward_encoder(self, x: torch.Tensor, context: torch.Tensor, temb: torch.Tensor, frame_temb: torch.Tensor,
+                        action: torch.Tensor | None, dims: tuple[int, int, int],
+                        plan: MaskPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """E: drop the masked tokens (each kept token keeps its own position embedding) and run the encoder blocks.
+
+        x ((B T V), H W, D) -> (packed ((B T V), H Wk, D), text stream ((B T V), M, D) for the decoder)
+        """
+        x = pack_tokens(x, plan)  # ((B T V), H * Wk, D) raster order
+        return self.forward_blocks(x, context, temb, frame_temb, action, dims, (plan.grid[0], plan.kept_width),
+                                   0, self.num_encoder_layers)
+
+    def forward_reconstruction(self, x: torch.Tensor, context: torch.Tensor, temb: torch.Tensor,
+                               frame_temb: torch.Tensor, action: torch.Tensor | None, tau: torch.Tensor,
+                               dims: tuple[int, int, int], plan: MaskPlan) -> torch.Tensor:
+        """Mask tokens at the dropped positions, then F: packed ((B T V), H Wk, D) -> full ((B T V), H W, D)."""
+        b, t, v = dims
+        p = self.config.patch_size
+        noise = rearrange(plan.mask_noise, "b t v c h w -> (b t v) c h w")
+        fill = self.mask_token(noise, repeat(tau, "b t -> (b t v)", v=v))  # ((B T V), H W, D)
+        fill = fill + self.pos_embed.cropped_pos_embed(plan.grid[0] * p, plan.grid[1] * p).to(fill.dtype)
+        x = unpack_tokens(x, fill.to(x.dtype), plan)  # ((B T V), H W, D)
+        pos = self.temporal_pos_embed(t, x.device).to(x.dtype)  # (T, D)
+        return self.reconstruction(x, context, temb, repeat(frame_temb, "b t d -> (b v) t d", v=v), action, pos,
+                                   plan.time_mask, dims)
+
+    def _check_mask_plan(self, plan: MaskPlan, latents: torch.Tensor) -> None:
+        if not self.training:
+            raise ValueError("mask reconstruction is training-only (MASKGWM.md section 3): the model is in eval "
+                             "mode, call it with mask_plan=None")
+        if self.reconstruction is None:
+            raise ValueError("this model was built with mask_reconstruction=False: it cannot take a mask plan")
+        if not isinstance(plan, MaskPlan):
+            raise TypeError(f"mask_plan must be a worldmodel.model.MaskPlan, got {type(plan).__name__}")
+        b, t, v, _, h, w = latents.shape
+        p = self.config.patch_size
+        expected = (b, t, v, h // p)
+        if tuple(plan.keep.shape[:4]) != expected or plan.grid_width != w // p:
+            raise ValueError(f"mask plan for {tuple(plan.keep.shape[:4])} x W={plan.grid_width} does not fit "
+                             f"latents {tuple(latents.shape)} (expected (B, T, V, H) = {expected}, W = {w // p})")
+        if tuple(plan.time_mask.shape) != (b, v) or plan.mask_noise.shape != latents.shape:
+            raise ValueError(f"mask plan time_mask {tuple(plan.time_mask.shape)} / mask_noise "
+                             f"{tuple(plan.mask_noise.shape)} do not fit latents {tuple(latents.shape)}")
 
     def _checkpointed(self, module: nn.Module, *args):
         """module(*args), recomputed in the backward pass when gradient checkpointing is on."""

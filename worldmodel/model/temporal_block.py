@@ -30,10 +30,14 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(inner, hidden_size)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                kv_add: torch.Tensor | None = None) -> torch.Tensor:
+                kv_add: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, D), context (B, M, D) or None (self-attention), kv_add (B, H*E) or None -> (B, L, D).
 
-        kv_add is added to every key and every value after projection (and after the key norm).
+        attn_mask (L, M) bool or None: True where a query may attend to a key (torch SDPA semantics).
+
+        kv_add is added to every key and every value after projection (and after the key norm), as
+        MaskGWM adds actions to K and V. One vector added to all keys shifts a query's logits equally,
+        so the softmax is unchanged and the conditioning acts through the values.
         """
         context = x if context is None else context
         q = rearrange(self.to_q(x), "b l (h e) -> b h l e", h=self.num_heads)  # (B, H, L, E)
@@ -43,7 +47,7 @@ class Attention(nn.Module):
         if kv_add is not None:
             add = rearrange(kv_add, "b (h e) -> b h 1 e", h=self.num_heads)  # (B, H, 1, E)
             k, v = k + add, v + add
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, H, L, E)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, L, E)
         return self.to_out(rearrange(out, "b h l e -> b l (h e)"))  # (B, L, D)
 
 

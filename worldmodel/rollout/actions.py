@@ -13,7 +13,17 @@ from worldmodel.rollout.engine import ChunkActions, ChunkSchedule
 EGO_STATE_KEYS = ("timestamps", "ego_poses", "ego_speed")
 
 
-def recorded_chunk_actions(meta: Mapping[str, Any], schedule: ChunkSchedule,
+def _front_camera(meta: Mapping[str, Any], image_size: tuple[int, int]) -> dict[str, Any]:
+    """The goal point is projected into the front camera; without one it stays invalid."""
+    cameras = list(meta.get("cameras", []))
+    if "CAM_FRONT" not in cameras or "intrinsics" not in meta or "extrinsics" not in meta:
+        return {}
+    i = cameras.index("CAM_FRONT")
+    return {"intrinsics": np.asarray(meta["intrinsics"])[i], "camera_to_ego": np.asarray(meta["extrinsics"])[i],
+            "image_size": tuple(image_size)}
+
+
+def recorded_chunk_actions(meta: Mapping[str, Any], schedule: ChunkSchedule, image_size: tuple[int, int],
                            action_times: tuple[float, ...] = DEFAULT_ACTION_TIMES) -> list[ChunkActions]:
     """Actions of each chunk, measured from the ego pose at the chunk's first frame.
 
@@ -24,6 +34,7 @@ def recorded_chunk_actions(meta: Mapping[str, Any], schedule: ChunkSchedule,
     if not all(k in meta for k in EGO_STATE_KEYS):
         values, valid = pack_actions(empty_actions())
         return [(values, valid)] * schedule.num_chunks
+    camera = _front_camera(meta, image_size)
     timestamps = np.asarray(meta["timestamps"], dtype=np.float64)
     poses = np.asarray(meta["ego_poses"], dtype=np.float64)  # (T, 3) x, y, yaw
     steering = meta.get("ego_steering")
@@ -33,7 +44,7 @@ def recorded_chunk_actions(meta: Mapping[str, Any], schedule: ChunkSchedule,
             timestamps=timestamps, positions=poses[:, :2], yaws=poses[:, 2],
             speeds=np.asarray(meta["ego_speed"], dtype=np.float64),
             steering=None if steering is None else np.asarray(steering, dtype=np.float64),
-            origin_time=float(timestamps[start]), action_times=action_times)
+            origin_time=float(timestamps[start]), action_times=action_times, **camera)
         plan.append(pack_actions(actions))
     return plan
 

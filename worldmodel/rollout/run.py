@@ -69,7 +69,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     frames = torch.from_numpy(np.stack([c["frames"] for c in clips]))  # (B, T, V, H, W, 3)
     with torch.no_grad():
         reference = loaded.codec.encode_video(from_uint8(frames[:, : schedule.first_reference]).to(device))
-    plan = stack_plans([recorded_chunk_actions(c["meta"], schedule) for c in clips])
+    plan = stack_plans([recorded_chunk_actions(c["meta"], schedule, frames.shape[3:5]) for c in clips])
     plan = [(v.to(device), m.to(device)) for v, m in plan]
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     engine = RolloutEngine(loaded.model, sampler, schedule)

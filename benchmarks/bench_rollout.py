@@ -1,0 +1,55 @@
+"""Rollout speed on the CPU: seconds per generated frame, sampler steps and CFG as configured.
+
+    python -m benchmarks.bench_rollout [--presets tiny] [--chunks 2] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from hydra.utils import instantiate
+
+from worldmodel.config import compose_config
+from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
+
+
+def measure(preset: str, chunks: int, overrides: list[str]) -> dict[str, float]:
+    cfg = compose_config("train", ["experiment=quickstart", f"model={preset}", *overrides])
+    model = instantiate(cfg.model, _convert_="all").eval()
+    codec = instantiate(cfg.codec, _convert_="all")
+    sampler = instantiate(cfg.sampler, _convert_="all")
+    frames = cfg.data.train.num_frames
+    schedule = ChunkSchedule(frames, first_reference=1, carry_frames=3, num_chunks=chunks)
+    c, h, w = codec.latent_shape(*cfg.data.train.size)
+    reference = torch.randn(1, 1, 1, c, h, w)
+    # Valid actions so classifier-free guidance runs its second (unconditional) pass, as in use.
+    plan = [(torch.zeros(1, 19), torch.ones(1, 5, dtype=torch.bool))] * chunks
+    engine = RolloutEngine(model, sampler, schedule)
+    t0 = time.perf_counter()
+    latents = engine.generate(reference, plan, generator=torch.Generator().manual_seed(0))
+    codec.decode_video(latents)
+    seconds = time.perf_counter() - t0
+    new = schedule.total_frames - 1
+    return {"s_per_frame": seconds / new, "frames": new, "steps": sampler.num_steps, "cfg": sampler.cfg_scale,
+            "size": f"{cfg.data.train.size[0]}x{cfg.data.train.size[1]}",
+            "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--chunks", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("| preset | params | frame size | sampler steps | CFG | generated frames | s / frame |")
+    print("|---|---|---|---|---|---|---|")
+    for preset in args.presets:
+        r = measure(preset, args.chunks, [])
+        print(f"| {preset} | {r['params_M']:.1f} M | {r['size']} | {r['steps']} | {r['cfg']} | "
+              f"{r['frames']} | {r['s_per_frame']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
