@@ -4,7 +4,10 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-RUN_DIR ?= outputs/demo
+# Evaluated once, so training and rollout of one `make demo` share the folder.
+ifndef RUN_DIR
+RUN_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+endif
 
 .PHONY: install demo test test-slow bench clean
 
@@ -14,15 +17,16 @@ $(BIN)/python:
 
 # Reinstall only when the package metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Train the quickstart model on the procedural world, then roll it out on held-out clips.
 demo: $(STAMP)
-	$(BIN)/python -m worldmodel.demo run_dir=$(RUN_DIR)
+	$(BIN)/worldmodel-train experiment=quickstart run_dir=$(RUN_DIR)
+	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

@@ -19,9 +19,9 @@ def measure(preset: str, chunks: int, overrides: list[str]) -> dict[str, float]:
     model = instantiate(cfg.model, _convert_="all").eval()
     codec = instantiate(cfg.codec, _convert_="all")
     sampler = instantiate(cfg.sampler, _convert_="all")
-    frames = cfg.data.train.num_frames
+    frames = cfg.data.clip.num_frames
     schedule = ChunkSchedule(frames, first_reference=1, carry_frames=3, num_chunks=chunks)
-    c, h, w = codec.latent_shape(*cfg.data.train.size)
+    c, h, w = codec.latent_shape(*cfg.data.clip.size)
     reference = torch.randn(1, 1, 1, c, h, w)
     # Valid actions so classifier-free guidance runs its second (unconditional) pass, as in use.
     plan = [(torch.zeros(1, 19), torch.ones(1, 5, dtype=torch.bool))] * chunks
@@ -32,7 +32,7 @@ def measure(preset: str, chunks: int, overrides: list[str]) -> dict[str, float]:
     seconds = time.perf_counter() - t0
     new = schedule.total_frames - 1
     return {"s_per_frame": seconds / new, "frames": new, "steps": sampler.num_steps, "cfg": sampler.cfg_scale,
-            "size": f"{cfg.data.train.size[0]}x{cfg.data.train.size[1]}",
+            "size": f"{cfg.data.clip.size[0]}x{cfg.data.clip.size[1]}",
             "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
 
 

@@ -39,8 +39,8 @@ def measure(steps: int, overrides: list[str]) -> dict[str, float]:
         next(loader)
     data_s = (time.perf_counter() - t0) / 8
     return {"step_s": model_s, "steps_per_s": 1.0 / model_s, "batch_load_s": data_s,
-            "batch": cfg.data.batch_size, "frames": cfg.data.train.num_frames,
-            "size": f"{cfg.data.train.size[0]}x{cfg.data.train.size[1]}",
+            "batch": cfg.data.batch_size, "frames": cfg.data.clip.num_frames,
+            "size": f"{cfg.data.clip.size[0]}x{cfg.data.clip.size[1]}",
             "params_M": sum(p.numel() for p in module.model.parameters()) / 1e6}
 
 

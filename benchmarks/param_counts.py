@@ -41,7 +41,9 @@ def count_parameters(preset: str) -> dict[str, int]:
 
 
 def fmt(n: int) -> str:
-    return f"{n / 1e6:.2f} M" if n else "0"
+    if n >= 100_000:
+        return f"{n / 1e6:.2f} M"
+    return f"{n / 1e3:.1f} K" if n else "0"
 
 
 def main() -> None:

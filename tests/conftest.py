@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 # Overrides that keep a full training run to seconds on one core.
 TINY_RUN = [
-    "data.batch_size=2", "data.num_workers=0", "data.train.size=[32,64]", "data.train.num_frames=4",
+    "data.batch_size=2", "data.num_workers=0", "data.clip.size=[32,64]", "data.clip.num_frames=4",
     "data.val.num_clips=2", "trainer.max_steps=2", "trainer.val_check_interval=2",
     "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
     "trainer.devices=1", "callbacks.sample_videos.every_n_train_steps=2", "callbacks.sample_videos.num_clips=1",

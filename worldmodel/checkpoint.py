@@ -97,7 +97,11 @@ def _read_lightning(path: Path) -> dict[str, Any]:
 def _build(config: dict[str, Any], section: str, source: Path) -> Any:
     if section not in config:
         raise CheckpointError(f"{source}: its run config has no '{section}' section")
-    return instantiate(config[section])
+    node = dict(config[section])
+    if "pretrained_sd3" in node:
+        # Trained weights are loaded next; the SD3 folder the run started from need not exist here.
+        node["pretrained_sd3"] = None
+    return instantiate(node)
 
 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedWorldModel:

@@ -119,3 +119,16 @@ def test_rejects_bad_arguments():
                                   actions=None, action_valid=None, noise=torch.zeros(1, 3, 1, 3, 4, 4))
     with pytest.raises(ValueError, match="num_steps"):
         FlowEulerSampler(num_steps=0)
+
+
+def test_sampler_never_asks_for_mask_reconstruction():
+    """MR is training-only: even a model left in training mode is sampled on the full token grid."""
+    torch.manual_seed(0)
+    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).train()
+    plans = []
+    model.register_forward_pre_hook(lambda mod, args, kwargs: plans.append(kwargs.get("mask_plan")),
+                                    with_kwargs=True)
+    out = FlowEulerSampler(num_steps=2, cfg_scale=4.0).sample(
+        model, torch.randn(1, 1, 1, 48, 8, 8), 3, torch.randn(1, 19), torch.ones(1, 5, dtype=torch.bool))
+    assert out.shape == (1, 3, 1, 48, 8, 8) and torch.isfinite(out).all()
+    assert plans == [None, None]

@@ -1,6 +1,7 @@
 """Tests for worldmodel.diffusion.RectifiedFlow: path, timestep sampling, action dropout, loss masking."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from worldmodel.config import compose_config
 from worldmodel.diffusion import RectifiedFlow
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -131,3 +133,114 @@ def test_loss_trains_the_tiny_model():
     assert all(g is None or torch.isfinite(g).all() for g in grads.values())
     assert grads["proj_out.weight"].abs().sum() > 0
     assert grads["temporal_blocks.0.adaLN_modulation.1.weight"].abs().sum() > 0
+
+
+#################################################################################
+#                             Mask reconstruction                               #
+#################################################################################
+
+class PlanRecorder(nn.Module):
+    """v = w * z, plus `masked_offset` on rows that came with a mask plan; records every call's plan."""
+
+    def __init__(self, masked_offset: float = 0.0, patch_size: int = 1):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.5))
+        self.reconstruction = nn.Identity()  # marks MR support, as MaskGWM's module does
+        self.config = SimpleNamespace(patch_size=patch_size)
+        self.masked_offset = masked_offset
+        self.calls = []
+
+    def forward(self, latents, tau, actions=None, action_valid=None, is_reference=None, mask_plan=None):
+        self.calls.append({"latents": latents, "tau": tau, "plan": mask_plan})
+        return self.w * latents + (self.masked_offset if mask_plan is not None else 0.0)
+
+
+def mr_clip(b=6, t=3, seed=0):
+    return torch.randn(b, t, 2, 2, 4, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_mr_plan_covers_every_sample_and_carries_the_noise_of_z_tau():
+    flow = RectifiedFlow(mr_probability=1.0, mask_ratio=0.25, spatial_mask_prob=0.5)
+    model = PlanRecorder()
+    latents = mr_clip()
+    _, logs = flow.training_loss(model, latents, torch.tensor([0, 1, 2, 0, 1, 2]),
+                                 generator=torch.Generator().manual_seed(0))
+    assert len(model.calls) == 1 and logs["mr_fraction"] == 1.0
+    call = model.calls[0]
+    plan = call["plan"]
+    assert plan.keep.shape == (6, 3, 2, 4, 6) and plan.time_mask.shape == (6, 2)
+    # z_tau = (1 - tau) z0 + tau eps with the plan's eps on the noised frames.
+    tau = call["tau"][:, :, None, None, None, None]
+    assert torch.allclose(call["latents"], (1 - tau) * latents + tau * plan.mask_noise, atol=1e-6)
+
+
+def test_no_mr_in_eval_mode_or_when_off():
+    latents = mr_clip()
+    for flow, train in ((RectifiedFlow(mr_probability=1.0), False), (RectifiedFlow(), True)):
+        model = PlanRecorder().train(train)
+        _, logs = flow.training_loss(model, latents, torch.zeros(6, dtype=torch.long))
+        assert [c["plan"] for c in model.calls] == [None]
+        assert "mr_fraction" not in logs
+
+
+def test_mixed_batch_runs_masked_and_unmasked_rows_as_two_passes():
+    latents = mr_clip(b=8)
+    num_reference = torch.tensor([0, 1] * 4)
+    flow = RectifiedFlow(mr_probability=1.0, mr_tau_range=(0.0, 0.5))
+    model = PlanRecorder(masked_offset=10.0)
+    loss, logs = flow.training_loss(model, latents, num_reference, generator=torch.Generator().manual_seed(1))
+    masked_call, plain_call = model.calls
+    assert masked_call["plan"] is not None and plain_call["plan"] is None
+    masked_tau = masked_call["tau"].max(dim=1).values
+    plain_tau = plain_call["tau"].max(dim=1).values
+    assert (masked_tau <= 0.5).all() and (plain_tau > 0.5).all()
+    assert masked_call["tau"].shape[0] + plain_call["tau"].shape[0] == 8
+    assert 0 < logs["mr_fraction"] < 1
+    # The loss averages every predicted frame once; replay the per-frame errors to check it.
+    gen = torch.Generator().manual_seed(1)
+    tau = flow.sample_tau(8, generator=gen)
+    eps = torch.randn(latents.shape, generator=gen)
+    is_ref = torch.arange(3)[None] < num_reference[:, None]
+    tau_frames = torch.where(is_ref, 0.0, tau[:, None])
+    pred = 0.5 * flow.add_noise(latents, eps, tau_frames) + 10.0 * (tau <= 0.5)[:, None, None, None, None, None]
+    expected = (pred - (eps - latents)).square().mean(dim=(2, 3, 4, 5))[~is_ref].mean()
+    assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_also_unmasked_pass_adds_the_full_pass_loss():
+    latents = mr_clip()
+    num_reference = torch.zeros(6, dtype=torch.long)
+    losses = {}
+    for offset in (0.0, 10.0):
+        flow = RectifiedFlow(mr_probability=1.0, also_unmasked_pass=True)
+        model = PlanRecorder(masked_offset=offset)
+        losses[offset], logs = flow.training_loss(model, latents, num_reference,
+                                                  generator=torch.Generator().manual_seed(2))
+        assert [c["plan"] is None for c in model.calls] == [False, True]
+        assert torch.allclose(losses[offset], logs["loss_unmasked"] + logs["loss_masked"])
+    assert losses[10.0] > losses[0.0] + 50.0
+
+
+def test_mr_needs_a_model_with_reconstruction_and_valid_options():
+    with pytest.raises(ValueError, match="mask_reconstruction"):
+        RectifiedFlow(mr_probability=1.0).training_loss(LinearVelocity(), clip(), torch.zeros(4, dtype=torch.long))
+    for kwargs, name in (({"mask_ratio": 1.0}, "mask_ratio"), ({"mr_probability": 2.0}, "mr_probability"),
+                         ({"spatial_mask_prob": -0.1}, "spatial_mask_prob"), ({"mr_tau_range": (0.6, 0.2)}, "mr_tau_range")):
+        with pytest.raises(ValueError, match=name):
+            RectifiedFlow(**kwargs)
+
+
+def test_mr_objective_trains_the_tiny_mview_model():
+    torch.manual_seed(0)
+    cfg = compose_config("train", ["model=tiny_mview", "objective=rectified_flow_mr"])
+    model = instantiate(cfg.model, _convert_="all").train()
+    flow = instantiate(cfg.objective, _convert_="all")
+    assert flow.mr_probability == 1.0 and flow.mask_ratio == 0.25
+    latents = torch.randn(2, 3, 6, 48, 8, 16)
+    loss, logs = flow.training_loss(model, latents, torch.tensor([1, 0]), torch.randn(2, 19),
+                                    torch.ones(2, 5, dtype=torch.bool), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and logs["mr_fraction"] == 1.0
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert grads["mask_token.token"].abs().sum() > 0
+    assert grads["view_blocks.0.adaLN_modulation.1.weight"].abs().sum() > 0

@@ -8,7 +8,7 @@ from diffusers import SD3Transformer2DModel
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from worldmodel.model import MaskGWM, TemporalBlock
+from worldmodel.model import MaskGWM, TemporalBlock, sample_mask_plan
 
 TINY_YAML = Path(__file__).resolve().parents[2] / "conf" / "model" / "tiny.yaml"
 SD3_KEYS = ("sample_size", "patch_size", "in_channels", "out_channels", "num_layers", "attention_head_dim",
@@ -38,6 +38,28 @@ def perturb_temporal(model: MaskGWM, seed: int = 1, scale: float = 0.2) -> None:
         for block in model.temporal_blocks:
             for p in block.adaLN_modulation.parameters():
                 p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def perturb_all(model: MaskGWM, seed: int = 1, scale: float = 0.2) -> None:
+    """Non-zero weights for every zero-initialised modulation: temporal, view and both MR branches."""
+    perturb_temporal(model, seed, scale)
+    gen = torch.Generator().manual_seed(seed + 1)
+    modules = [block.adaLN_modulation for block in model.view_blocks or []]
+    if model.reconstruction is not None:
+        modules += [model.reconstruction.temporal.adaLN_modulation, model.reconstruction.spatial.norm1.linear]
+    with torch.no_grad():
+        for module in modules:
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def mask_plan_for(latents: torch.Tensor, ratio: float = 0.25, spatial_prob: float = 0.5, seed: int = 0,
+                  patch_size: int = 2):
+    """A random MR plan for latents (B, T, V, C, H, W), its mask noise drawn from `seed`."""
+    b, t, v, _, h, w = latents.shape
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(latents.shape, generator=gen)
+    return sample_mask_plan((b, t, v), (h // patch_size, w // patch_size), ratio, spatial_prob, noise, gen)
 
 
 def public_config(model: MaskGWM) -> dict:
@@ -174,36 +196,49 @@ def test_temporal_blocks_receive_gradients_at_init():
     assert model.null_text.grad.abs().sum() > 0
 
 
-def test_save_and_load_round_trip(tmp_path):
-    model = tiny_model()
-    perturb_temporal(model)
+@pytest.mark.parametrize("mview", [False, True])
+def test_save_and_load_round_trip(tmp_path, mview):
+    overrides = {"num_views": 2, "use_view_blocks": True, "view_ring_mask": True} if mview else {}
+    model = tiny_model(**overrides)
+    perturb_all(model)
     with torch.no_grad():
         model.action_embedding.proj.weight.normal_(std=0.05)
     model.save_pretrained(tmp_path / "export")
     loaded = MaskGWM.from_pretrained(tmp_path / "export").eval()
     assert public_config(loaded) == public_config(model)
-    latents, tau, actions = inputs(t=3)
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    latents, tau, actions = inputs(t=3, v=2 if mview else 1)
     with torch.no_grad():
         assert torch.equal(model(latents, tau, actions), loaded(latents, tau, actions))
+        # The MR modules (mask token, F_s, F_t) and the view blocks came back too.
+        plan = mask_plan_for(latents)
+        assert torch.equal(model.train()(latents, tau, actions, mask_plan=plan),
+                           loaded.train()(latents, tau, actions, mask_plan=plan))
 
 
-def test_gradient_checkpointing_gives_same_loss_and_grads():
-    model = tiny_model().train()
-    perturb_temporal(model)
-    latents, tau, actions = inputs(t=3)
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradient_checkpointing_gives_same_loss_and_grads(masked):
+    model = tiny_model(num_views=2, use_view_blocks=True).train()
+    perturb_all(model)
+    latents, tau, actions = inputs(t=3, v=2)
+    plan = mask_plan_for(latents, spatial_prob=0.5, seed=3) if masked else None
+    if masked:
+        assert plan.time_mask.any() and not plan.time_mask.all()  # both MR branches run
 
     def loss_and_grads():
         model.zero_grad()
-        loss = model(latents, tau, actions).square().mean()
+        loss = model(latents, tau, actions, mask_plan=plan).square().mean()
         loss.backward()
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     loss_plain, grads_plain = loss_and_grads()
     model.enable_gradient_checkpointing()
-    assert model.gradient_checkpointing
+    assert model.gradient_checkpointing and model.reconstruction.gradient_checkpointing
     loss_ckpt, grads_ckpt = loss_and_grads()
     assert torch.allclose(loss_plain, loss_ckpt)
     assert grads_plain.keys() == grads_ckpt.keys()
+    assert any(n.startswith("view_blocks.") for n in grads_plain)
+    assert any(n.startswith("reconstruction.spatial.") for n in grads_plain) == masked
     for name, grad in grads_plain.items():
         assert torch.allclose(grad, grads_ckpt[name], atol=1e-6), name
 
@@ -221,11 +256,19 @@ def test_load_sd3_state_dict():
         model.load_sd3_state_dict(broken)
 
 
-def test_rejects_mask_plan_and_too_many_frames():
+def test_rejects_mask_plan_outside_training_and_too_many_frames():
     model = tiny_model(max_frames=4)
     latents, tau, _ = inputs(t=2)
-    with pytest.raises(ValueError, match="mask reconstruction"):
-        model(latents, tau, mask_plan={"kind": "spatial"})
+    plan = mask_plan_for(latents)
+    with pytest.raises(ValueError, match="training-only"):
+        model(latents, tau, mask_plan=plan)
+    with pytest.raises(TypeError, match="MaskPlan"):
+        model.train()(latents, tau, mask_plan={"kind": "spatial"})
+    with pytest.raises(ValueError, match="does not fit"):
+        model(latents[..., :4], tau, mask_plan=plan)
+    with pytest.raises(ValueError, match="mask_reconstruction=False"):
+        tiny_model(mask_reconstruction=False).train()(latents, tau, mask_plan=plan)
+    model.eval()
     latents, tau, _ = inputs(t=5)
     with pytest.raises(ValueError, match="max_frames"):
         model(latents, tau)

@@ -14,7 +14,8 @@ GROUPS = ["data", "codec", "model", "objective", "sampler", "optim", "trainer", 
 # Options that need files a test machine does not have (a local SD3 folder) compose but are not built.
 NEEDS_LOCAL_FILES = {("codec", "sd3_vae")}
 # The paper-size model is composed here but built only by the parameter-count command.
-TOO_BIG_FOR_TESTS = {("model", "sd3_medium"), ("model", "base")}
+TOO_BIG_FOR_TESTS = {("model", "sd3_medium"), ("model", "base"), ("model", "sd3_medium_mview"),
+                     ("model", "base_mview")}
 
 
 def _options(group: str) -> list[str]:

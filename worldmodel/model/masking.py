@@ -8,6 +8,10 @@ runs without an attention mask ("shifted" attention, MASKGWM.md section 3).
   The paper's spatial mask is any random mask shared by the frames; making it row-wise too (the same
   number of kept tokens in every row) lets both kinds share one packed layout, so a batch may mix them.
 The choice of kind and of columns is independent for every view of a sample.
+Reference frames (tau = 0) are masked like the others: every frame must keep the same token count
+for the packed temporal attention, and the spatial mask's "same tokens hidden in every frame" must
+hold for them too. Their mask tokens are then f_m(eps) (tau = 0), and by default they are outside
+the loss anyway.
 Kept column indices are sorted within each row, so the packed grid stays in raster order and packed
 token j of row h is the j-th visible token of that row in every frame.
 """

@@ -47,17 +47,18 @@ class ReconstructionModule(nn.Module):
         """
         b, t, v = dims
         groups = rearrange(x, "(b t v) n d -> (b v) t n d", b=b, t=t, v=v)  # ((B V), T, N, D)
+        ctx_groups = rearrange(context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)  # ((B V), T, M, D)
         flags = rearrange(time_mask, "b v -> (b v)")
         out = groups
         spatial, temporal = (~flags).nonzero().flatten(), flags.nonzero().flatten()
         if spatial.numel():
-            ctx = rearrange(context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)[spatial]  # (G, T, M, D)
+            ctx = ctx_groups[spatial]  # (G, T, M, D)
             emb = rearrange(temb, "(b t v) d -> (b v) t d", b=b, t=t, v=v)[spatial]  # (G, T, D)
             _, y = self._run(self.spatial, rearrange(groups[spatial], "g t n d -> (g t) n d"),
                              rearrange(ctx, "g t m d -> (g t) m d"), rearrange(emb, "g t d -> (g t) d"))
             out = out.index_copy(0, spatial, rearrange(y, "(g t) n d -> g t n d", t=t))
         if temporal.numel():
-            ctx = rearrange(context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)[temporal]  # (G, T, M, D)
+            ctx = ctx_groups[temporal]  # (G, T, M, D)
             act = None if action is None else action[temporal]  # (G, D)
             y = self._run(self.temporal, rearrange(groups[temporal], "g t n d -> g n t d"), ctx, act,
                           frame_temb[temporal], pos)  # (G, N, T, D)

@@ -26,7 +26,7 @@ class ViewBlock(nn.Module):
 
     A row of a frame holds W tokens per view (W = (1 - r) W_full on the packed grid of mask
     reconstruction); the block attends over the V * W tokens of that row with a learned view-index
-    embedding added to queries and keys' input. With `ring_mask` a view attends only to itself and
+    embedding added to the attention input. With `ring_mask` a view attends only to itself and
     its two ring neighbours. The modulation is zero-initialised by the model, so the block is the
     identity at init. The text stream is not touched.
     """

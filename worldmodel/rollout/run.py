@@ -38,7 +38,7 @@ def pick_device(name: str) -> torch.device:
 
 def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int) -> list[dict[str, Any]]:
     data = loaded.config.get("data", {})
-    reader = dict(data.get("val") or data.get("train") or {})
+    reader = dict(data.get("val") or {})
     if "_target_" not in reader:
         raise ValueError(f"{loaded.source}: its run config names no dataset to take held-out clips from")
     reader.update(split=cfg.clips.split, num_frames=total_frames,
@@ -61,7 +61,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
     sampler = _apply_sampler_overrides(loaded.sampler, cfg)
-    chunk_frames = int(loaded.config["data"]["train"]["num_frames"])
+    chunk_frames = int(loaded.config["data"]["val"]["num_frames"])
     schedule = ChunkSchedule(chunk_frames, cfg.first_reference, cfg.carry_frames, cfg.num_chunks)
     clips = _held_out_clips(loaded, cfg, schedule.total_frames)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """LightningDataModule over any clip reader: loaders, workers and the clip collator."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
@@ -14,8 +15,11 @@ class WorldModelDataModule(pl.LightningDataModule):
 
     def __init__(self, train: Dataset, val: Dataset | None = None, batch_size: int = 8,
                  num_workers: int = 0, reference_choices: Sequence[int] = (0, 1, 2, 3),
-                 reference_weights: Sequence[float] | None = None, pin_memory: bool = False) -> None:
+                 reference_weights: Sequence[float] | None = None, pin_memory: bool = False,
+                 clip: Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        # The clip settings both readers share (frames, fps, views, size); rollout reads them back.
+        self.clip = dict(clip or {})
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.train_set = train
@@ -26,6 +30,12 @@ class WorldModelDataModule(pl.LightningDataModule):
         self.collate = ClipCollator(reference_choices, reference_weights)
         # Validation always predicts from one reference frame, the paper's main protocol.
         self.val_collate = ClipCollator((1,))
+
+    def setup(self, stage: str | None = None) -> None:
+        # In-memory pools fill here, in the main process, so data loader workers inherit them.
+        for dataset in (self.train_set, self.val_set):
+            if hasattr(dataset, "materialize"):
+                dataset.materialize()
 
     def _loader(self, dataset: Dataset, shuffle: bool, collate: ClipCollator) -> DataLoader:
         return DataLoader(
