@@ -4,6 +4,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 
 
@@ -66,6 +67,7 @@ class FlowEulerSampler:
             batch_valid = torch.cat([action_valid.bool(), torch.zeros_like(action_valid, dtype=torch.bool)])
             batch_reference = torch.cat([is_reference, is_reference])  # (2B, T)
 
+        prediction = prediction_of(model)
         z = noise  # (B, T - K, V, C, H, W)
         taus = self.schedule(device)
         for i in tqdm(range(self.num_steps), disable=not progress, desc="sampling"):
@@ -75,10 +77,12 @@ class FlowEulerSampler:
             if use_cfg:
                 out = model(torch.cat([latents, latents]), torch.cat([tau_frames, tau_frames]),
                             actions=batch_actions, action_valid=batch_valid, is_reference=batch_reference)
-                cond, uncond = out.chunk(2)
+                cond, uncond = output_to_velocity(out, torch.cat([latents, latents]),
+                                                  torch.cat([tau_frames, tau_frames]), prediction).chunk(2)
                 velocity = uncond + self.cfg_scale * (cond - uncond)  # (B, T, V, C, H, W)
             else:
-                velocity = model(latents, tau_frames, actions=actions, action_valid=action_valid,
-                                 is_reference=is_reference)
+                out = model(latents, tau_frames, actions=actions, action_valid=action_valid,
+                            is_reference=is_reference)
+                velocity = output_to_velocity(out, latents, tau_frames, prediction)
             z = z + (tau_next - tau).to(dtype) * velocity[:, k:]
         return torch.cat([reference, z], dim=1)  # (B, T, V, C, H, W)

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 from worldmodel.model.masking import MaskPlan, sample_mask_plan
 
@@ -14,7 +15,10 @@ TIME_SAMPLINGS = ("logit_normal", "uniform")
 #################################################################################
 
 class RectifiedFlow:
-    """Straight path z_tau = (1 - tau) z0 + tau eps; the network regresses the velocity eps - z0.
+    """Straight path z_tau = (1 - tau) z0 + tau eps; the loss is on the velocity eps - z0.
+
+    The network outputs the velocity, or the clean sample when its config says `prediction: sample`
+    (then converted to a velocity before the loss, see `worldmodel.diffusion.prediction`).
 
     The first `num_reference` frames of a clip stay clean (tau = 0, flagged as reference); the other
     frames share one tau per sample. Each action group is dropped independently with probability
@@ -112,6 +116,7 @@ class RectifiedFlow:
         """
         b, t = latents.shape[:2]
         device = latents.device
+        prediction = prediction_of(model)
         is_reference = torch.arange(t, device=device)[None] < num_reference.to(device)[:, None]  # (B, T)
         tau = self.sample_tau(b, device, generator)  # (B,)
         tau_frames = torch.where(is_reference, torch.zeros_like(tau[:, None]), tau[:, None])  # (B, T)
@@ -131,8 +136,9 @@ class RectifiedFlow:
             """Per-frame MSE (R, T) of one forward pass on batch rows `rows` (None: all rows)."""
             pick = (lambda a: a) if rows is None else (lambda a: None if a is None else a[rows])
             extra = {} if plan is None else {"mask_plan": plan}
-            pred = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
-                         is_reference=pick(is_reference), **extra)
+            out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
+                        is_reference=pick(is_reference), **extra)
+            pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction)
             return (pred.float() - pick(target).float()).square().mean(dim=(2, 3, 4, 5))  # (R, T)
 
         def mean_over(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from worldmodel.diffusion.prediction import PREDICTIONS
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES, ActionEmbedding
 from worldmodel.model.embeddings import FrameTimeEmbedding, TemporalPositionEmbedding
 from worldmodel.model.mask_token import MaskToken
@@ -77,6 +78,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         view_ring_mask: bool = False,
         mask_reconstruction: bool = False,
         mr_decoder_layers: int | None = None,
+        prediction: str = "velocity",
     ):
         super().__init__()
         # Hydra hands over a ListConfig; store plain ints so the config saves as JSON.
@@ -90,6 +92,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
         if sum(action_group_sizes) != num_action_scalars:
             raise ValueError(f"action_group_sizes {tuple(action_group_sizes)} must sum to "
                              f"num_action_scalars={num_action_scalars}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         if mr_decoder_layers is None:

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.training.module import WorldModelModule
+from worldmodel.training.trainable import select_trainable
 
 
 @dataclass
@@ -47,6 +48,7 @@ def _check_codec_fits_model(codec: Any, model: Any) -> None:
 def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModule:
     """The LightningModule of a composed config (model, codec, objective, sampler, optimiser, EMA)."""
     model = instantiate(cfg.model, _convert_="all")
+    select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     codec = instantiate(cfg.codec, _convert_="all")
