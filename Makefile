@@ -19,6 +19,8 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e .
+	# The official Waymo protos, only for the wire-compatibility test; --no-deps keeps TensorFlow out.
+	$(BIN)/pip install --quiet --no-deps waymo-open-dataset-tf-2-12-0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,7 +17,7 @@ TINY_RUN = [
     "data.val.num_clips=2", "trainer.max_steps=2", "trainer.val_check_interval=2",
     "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
     "trainer.devices=1", "callbacks.sample_videos.every_n_train_steps=2", "callbacks.sample_videos.num_clips=1",
-    "sampler.num_steps=2",
+    "sampler.num_steps=2", "data.train.num_clips=8", "data.train.workers=1",
 ]
 
 

@@ -12,7 +12,8 @@ from worldmodel.config import CONF_DIR, compose_config
 
 GROUPS = ["data", "codec", "model", "objective", "sampler", "optim", "trainer", "logger", "callbacks"]
 # Options that need files a test machine does not have (a local SD3 folder) compose but are not built.
-NEEDS_LOCAL_FILES = {("codec", "sd3_vae")}
+NEEDS_LOCAL_FILES = {("codec", "sd3_vae"), ("data", "videos"), ("data", "opendv"), ("data", "nuscenes"),
+                     ("data", "waymo"), ("data", "mixture_nuscenes_opendv"), ("data", "latent_cache")}
 # The paper-size model is composed here but built only by the parameter-count command.
 TOO_BIG_FOR_TESTS = {("model", "sd3_medium"), ("model", "base"), ("model", "sd3_medium_mview"),
                      ("model", "base_mview")}

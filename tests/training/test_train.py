@@ -15,20 +15,22 @@ from worldmodel.viz.video import read_video
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
-def _cpu_sized(experiment: str) -> list[str]:
-    """Paper-size experiments run here with the tiny preset of the same layout, pixel codec, CPU."""
+def _test_sized(experiment: str) -> list[str]:
+    """Paper-size experiments run here with the tiny preset of the same layout, pixel codec, CPU;
+    in-memory pools hold a handful of clips."""
     cfg = compose_config("train", [f"experiment={experiment}"])
+    pool = ["data.train.num_clips=4"] if cfg.data.train._target_.endswith("ClipPool") else []
     if cfg.model.num_layers <= 4:
-        return []
+        return pool
     tiny = "tiny_mview" if cfg.model.num_views > 1 else "tiny"
     return [f"model={tiny}", "codec=pixel", "trainer=cpu", "data.clip.num_frames=" + str(min(cfg.data.clip.num_frames, 4)),
-            "gradient_checkpointing=false"]
+            "gradient_checkpointing=false", *pool]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path) -> None:
     cfg = compose_config("train", [f"experiment={experiment}", "debug=fast_dev_run", "data.clip.size=[32,64]",
-                                   *_cpu_sized(experiment), f"run_dir={tmp_path}"])
+                                   *_test_sized(experiment), f"run_dir={tmp_path}"])
     result = train(cfg)
     assert result.metrics["train/loss"] > 0
 

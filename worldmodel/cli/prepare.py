@@ -1,13 +1,24 @@
-"""`worldmodel-prepare`: reserved command line; its capability lands with a later release."""
+"""`worldmodel-prepare`: the Hydra command line around `worldmodel.data.prepare.prepare`."""
 from __future__ import annotations
 
 import sys
 
+import hydra
+from omegaconf import DictConfig
 
-def main() -> None:
-    """Say plainly that this command is not available yet, and exit non-zero."""
-    sys.exit("worldmodel-prepare is not yet available in this version of worldmodel; "
-             "see the README's roadmap for what ships now")
+from worldmodel.config import CONF_DIR
+from worldmodel.data.prepare import format_summary, prepare
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    """Prepare one split of a dataset; a user error (wrong root, unknown option) is one line, no traceback."""
+    try:
+        result = prepare(cfg)
+    except (ValueError, TypeError, ImportError, OSError) as err:
+        # DatasetError (a ValueError) names the path and the fix; the registry's errors name the options.
+        sys.exit(f"worldmodel-prepare: {err}")
+    print(format_summary(result))
 
 
 if __name__ == "__main__":

@@ -31,12 +31,16 @@ class ClipCollator:
         self.weights = torch.as_tensor(list(weights), dtype=torch.float64)
 
     def __call__(self, clips: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        frames = torch.from_numpy(np.stack([np.asarray(c["frames"]) for c in clips]))  # (B, T, V, H, W, 3)
-        pick = torch.multinomial(self.weights, len(clips), replacement=True)
-        num_reference = self.choices[pick].clamp(max=frames.shape[1] - 1)  # (B,) keep >= 1 frame to predict
-        return {
-            "frames": frames,
+        batch: dict[str, Any] = {
             "actions": default_collate([c["actions"] for c in clips]),
-            "num_reference": num_reference,
             "meta": [c["meta"] for c in clips],
         }
+        # Readers give uint8 frames; a latent cache gives codec latents (then training skips the codec).
+        if "latents" in clips[0]:
+            batch["latents"] = torch.stack([torch.as_tensor(c["latents"]) for c in clips])  # (B, T, V, C, h, w)
+        else:
+            batch["frames"] = torch.from_numpy(np.stack([np.asarray(c["frames"]) for c in clips]))  # (B, T, V, H, W, 3)
+        num_frames = (batch.get("latents", batch.get("frames"))).shape[1]
+        pick = torch.multinomial(self.weights, len(clips), replacement=True)
+        batch["num_reference"] = self.choices[pick].clamp(max=num_frames - 1)  # (B,) keep >= 1 frame to predict
+        return batch

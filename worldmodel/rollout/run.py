@@ -1,6 +1,7 @@
 """`rollout(cfg)`: roll a trained model forward from held-out clips; videos, sheets, latents, metrics."""
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
@@ -41,9 +42,14 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
     reader = dict(data.get("val") or {})
     if "_target_" not in reader:
         raise ValueError(f"{loaded.source}: its run config names no dataset to take held-out clips from")
-    reader.update(split=cfg.clips.split, num_frames=total_frames,
-                  num_clips=cfg.clips.first_clip + cfg.clips.num_clips)
+    needed = cfg.clips.first_clip + cfg.clips.num_clips
+    reader.update(split=cfg.clips.split, num_frames=total_frames)
+    if "num_clips" in inspect.signature(get_class(reader["_target_"])).parameters:
+        reader["num_clips"] = needed  # generated datasets (the procedural world) make as many as asked
     dataset = instantiate(reader, _convert_="all")
+    if len(dataset) < needed:
+        raise ValueError(f"the {cfg.clips.split} split has {len(dataset)} clips of {total_frames} frames; "
+                         f"clips.first_clip + clips.num_clips = {needed}: ask for fewer clips or chunks")
     return [dataset[i] for i in range(cfg.clips.first_clip, cfg.clips.first_clip + cfg.clips.num_clips)]
 
 

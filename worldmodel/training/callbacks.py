@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from worldmodel.checkpoint import save_export
 from worldmodel.data.actions import pack_actions
+from worldmodel.data.collate import ClipCollator
 from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
 
 
@@ -66,15 +67,17 @@ class SampleVideos(_EveryNSteps):
         if dataset is None or len(dataset) == 0:
             return
         clips = [dataset[i] for i in range(min(self.num_clips, len(dataset)))]
-        frames = torch.from_numpy(np.stack([c["frames"] for c in clips])).to(pl_module.device)
-        latents = pl_module.encode(frames)  # (B, T, V, C, h, w)
-        values, valid = pack_actions(torch.utils.data.default_collate([c["actions"] for c in clips]))
+        batch = ClipCollator((self.num_reference,))(clips)
+        latents = pl_module.batch_latents(batch)  # (B, T, V, C, h, w)
+        values, valid = pack_actions(batch["actions"])
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         generated = pl_module.sampler.sample(
             pl_module.inference_model, latents[:, : self.num_reference], latents.shape[1],
             values.to(pl_module.device), valid.to(pl_module.device), generator=generator)
         video = to_uint8(pl_module.codec.decode_video(generated).float().cpu())  # (B, T, V, H, W, 3)
-        truth = frames.cpu().numpy()
+        # A latent cache has no frames: its decoded latents are the ground truth to show.
+        truth = (batch["frames"].numpy() if "frames" in batch
+                 else to_uint8(pl_module.codec.decode_video(latents).float().cpu()))
         step = trainer.global_step
         self.dirpath.mkdir(parents=True, exist_ok=True)
         rows, labels = [], []

@@ -44,8 +44,14 @@ class WorldModelModule(pl.LightningModule):
         """uint8 frames (B, T, V, H, W, 3) -> latents (B, T, V, C, h, w)."""
         return self.codec.encode_video(from_uint8(frames))
 
+    def batch_latents(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Latents (B, T, V, C, h, w) of a batch: from a latent cache as they are, else encoded frames."""
+        if "latents" in batch:
+            return batch["latents"].to(self.device, torch.float32)
+        return self.encode(batch["frames"])
+
     def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None):
-        latents = self.encode(batch["frames"])
+        latents = self.batch_latents(batch)
         values, valid = pack_actions(batch["actions"])
         return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
@@ -53,10 +59,11 @@ class WorldModelModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, logs = self._loss(self.model, batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["frames"].shape[0])
+        batch_size = batch["num_reference"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for name, value in logs.items():
             if name != "loss":
-                self.log(f"train/{name}", value, batch_size=batch["frames"].shape[0])
+                self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -67,7 +74,7 @@ class WorldModelModule(pl.LightningModule):
         # A fixed generator per batch makes the validation loss comparable across steps.
         generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
         loss, _ = self._loss(self.inference_model, batch, generator=generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch["frames"].shape[0], sync_dist=True)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["num_reference"].shape[0], sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
