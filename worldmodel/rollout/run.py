@@ -1,8 +1,15 @@
-"""`rollout(cfg)`: roll a trained model forward from held-out clips; videos, sheets, latents, metrics."""
+"""`rollout(cfg)`: roll a trained model forward on scenarios (or held-out clips); videos, latents, reports.
+
+Two modes: `scenario=NAME_OR_PATH` (or a list of them) runs scenario files of the library in
+rollout/; `scenario=null` runs the batch mode over held-out clips of the dataset the model was
+trained on. Every run gets its own folder (scenario name, or clip000, clip001, ...).
+"""
 from __future__ import annotations
 
 import inspect
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
-from worldmodel.eval.psnr import psnr
-from worldmodel.files import atomic_path, atomic_write_json
-from worldmodel.rollout.actions import recorded_chunk_actions, stack_plans
-from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
-from worldmodel.viz import camera_mosaic, from_uint8, contact_sheet, save_png, side_by_side, to_uint8, write_video
+from worldmodel.files import atomic_write_json
+from worldmodel.rollout.batch import BatchRunner, RunOutcome
+from worldmodel.rollout.engine import ChunkSchedule
+from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
+from worldmodel.rollout.scenario import load_scenario, resolve_scenario
+from worldmodel.rollout.sources import scenario_job
 
 
 @dataclass
@@ -29,12 +36,22 @@ class RolloutResult:
     videos: list[Path]
     sheets: list[Path]
     metrics: dict[str, Any]
+    runs: list[RunOutcome]
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """`auto`: bf16 autocast on a GPU, full precision on the CPU; `bf16` / `fp32` as named."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
 
 
 def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int) -> list[dict[str, Any]]:
@@ -60,69 +77,94 @@ def _apply_sampler_overrides(sampler: Any, cfg: DictConfig) -> Any:
     return sampler
 
 
+def _scenario_names(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def clip_jobs(loaded: LoadedWorldModel, cfg: DictConfig, rig: ModelRig) -> list[tuple[ChunkSchedule, RolloutJob]]:
+    """Batch mode: held-out clips, each with its recorded motion as the plan and itself as ground truth."""
+    schedule = ChunkSchedule(rig.chunk_frames, cfg.first_reference, cfg.carry_frames, cfg.num_chunks)
+    clips = _held_out_clips(loaded, cfg, schedule.total_frames)
+    jobs = []
+    for i, clip in enumerate(clips):
+        index = cfg.clips.first_clip + i
+        info = {"mode": "clips", "split": cfg.clips.split, "clip": index}
+        jobs.append((schedule, clip_job(f"clip{index:03d}", clip, schedule, cfg.first_reference,
+                                        schedule.total_frames, int(cfg.seed) + index, info)))
+    return jobs
+
+
+def scenario_jobs(cfg: DictConfig, rig: ModelRig) -> list[tuple[ChunkSchedule, RolloutJob]]:
+    """Scenario mode: each scenario's horizon (or `horizon_s`) in frames of the model's rate."""
+    jobs = []
+    for name in _scenario_names(cfg.scenario):
+        scenario = load_scenario(resolve_scenario(name))
+        horizon = float(cfg.horizon_s) if cfg.horizon_s is not None else scenario.horizon_s
+        num_frames = max(int(round(horizon * rig.fps)), rig.chunk_frames)
+        schedule = ChunkSchedule.for_horizon(rig.chunk_frames, cfg.first_reference, cfg.carry_frames, num_frames)
+        jobs.append((schedule, scenario_job(scenario, rig, schedule, cfg.first_reference, num_frames)))
+    names = [job.name for _, job in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"scenario names must differ within one run (they name the run folders): {names}")
+    return jobs
+
+
+def _summary(outcomes: Sequence[RunOutcome], protocol: dict[str, Any]) -> dict[str, Any]:
+    """Run-level metrics: per-run PSNR and, over runs with ground truth, the mean curves."""
+    with_truth = [o.metrics for o in outcomes if "psnr_model" in o.metrics]
+    out: dict[str, Any] = {"protocol": protocol, "runs": {o.job.name: o.metrics for o in outcomes}}
+    if with_truth:
+        length = min(len(m["psnr_model_per_frame"]) for m in with_truth)
+        for key in ("psnr_model", "psnr_copy_last_frame"):
+            curves = np.array([m[f"{key}_per_frame"][:length] for m in with_truth])
+            out[key] = float(curves.mean())
+            out[f"{key}_per_frame"] = curves.mean(axis=0).round(3).tolist()
+    return out
+
+
 def rollout(cfg: DictConfig) -> RolloutResult:
-    """Generate `num_chunks` chunks per held-out clip and write everything under `cfg.run_dir`."""
+    """Run every job of the config, batch by batch, and write run-level metrics.json and manifest.json."""
     started = time.perf_counter()
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
     sampler = _apply_sampler_overrides(loaded.sampler, cfg)
-    chunk_frames = int(loaded.config["data"]["val"]["num_frames"])
-    schedule = ChunkSchedule(chunk_frames, cfg.first_reference, cfg.carry_frames, cfg.num_chunks)
-    clips = _held_out_clips(loaded, cfg, schedule.total_frames)
+    rig = ModelRig.from_run_config(loaded.config)
+    jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
     run_dir.mkdir(parents=True, exist_ok=True)
+    precision = autocast_dtype(cfg.precision, device)
+    base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
+            "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
+            "cfg_scale": sampler.cfg_scale, "config": OmegaConf.to_container(cfg, resolve=True)}
 
-    frames = torch.from_numpy(np.stack([c["frames"] for c in clips]))  # (B, T, V, H, W, 3)
-    with torch.no_grad():
-        reference = loaded.codec.encode_video(from_uint8(frames[:, : schedule.first_reference]).to(device))
-    plan = stack_plans([recorded_chunk_actions(c["meta"], schedule, frames.shape[3:5]) for c in clips])
-    plan = [(v.to(device), m.to(device)) for v, m in plan]
-    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
-    engine = RolloutEngine(loaded.model, sampler, schedule)
-    t0 = time.perf_counter()
-    latents = engine.generate(reference, plan, generator=generator, progress=True)
-    generate_s = time.perf_counter() - t0
-    with torch.no_grad():
-        video = to_uint8(loaded.codec.decode_video(latents.to(device)).float().cpu())  # (B, T, V, H, W, 3)
-    truth = frames.numpy()
+    groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
+    for schedule, job in jobs:
+        groups[(schedule, job.num_frames)].append(job)
+    outcomes: list[RunOutcome] = []
+    for (schedule, _), members in groups.items():
+        runner = BatchRunner(loaded, sampler, schedule, device, precision, progress=bool(cfg.progress))
+        for i in range(0, len(members), int(cfg.batch_size)):
+            batch = members[i : i + int(cfg.batch_size)]
+            outcomes += runner.run(batch, [run_dir / job.name for job in batch],
+                                   {**base, "batch": [job.name for job in batch]})
 
-    # The baseline every world model must beat: hold the last reference frame still.
-    k = schedule.first_reference
-    copy_last = np.repeat(truth[:, k - 1 : k], truth.shape[1] - k, axis=1)
-    model_psnr = psnr(video[:, k:], truth[:, k:]).mean(axis=2)  # (B, T-k), mean over views
-    copy_psnr = psnr(copy_last, truth[:, k:]).mean(axis=2)
-    fps = float(clips[0]["meta"]["fps"])
-    videos, sheets = [], []
-    for i, clip in enumerate(clips):
-        cameras = list(clip["meta"]["cameras"])
-        gen, gt = camera_mosaic(video[i], cameras), camera_mosaic(truth[i], cameras)
-        clip_dir = run_dir / f"clip{cfg.clips.first_clip + i:03d}"
-        clip_dir.mkdir(parents=True, exist_ok=True)
-        write_video(clip_dir / "generated.mp4", gen, fps=fps)
-        write_video(clip_dir / "side_by_side.mp4", side_by_side([gt, gen], ["ground truth", "generated"]), fps=fps)
-        save_png(clip_dir / "contact_sheet.png", contact_sheet([gt, gen], ["ground truth", "generated"]))
-        videos += [clip_dir / "generated.mp4", clip_dir / "side_by_side.mp4"]
-        sheets.append(clip_dir / "contact_sheet.png")
-    with atomic_path(run_dir / "latents.safetensors") as tmp:
-        save_file({f"clip{cfg.clips.first_clip + i:03d}": latents[i].contiguous() for i in range(len(clips))},
-                  str(tmp))
-
-    metrics = {
-        "protocol": {"clips": len(clips), "split": cfg.clips.split, "first_reference": k,
-                     "frames": schedule.total_frames, "predicted_frames": schedule.total_frames - k,
-                     "chunks": schedule.num_chunks, "carry_frames": schedule.carry_frames,
-                     "fps": fps, "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale,
-                     "seed": int(cfg.seed), "checkpoint_step": loaded.step},
-        "psnr_model": float(model_psnr.mean()),
-        "psnr_copy_last_frame": float(copy_psnr.mean()),
-        "psnr_model_per_frame": model_psnr.mean(axis=0).round(3).tolist(),
-        "psnr_copy_last_frame_per_frame": copy_psnr.mean(axis=0).round(3).tolist(),
-        "seconds_generate": round(generate_s, 3),
-        "generated_frames_per_second": round(len(clips) * (schedule.total_frames - k) / generate_s, 3),
-    }
+    schedule0 = jobs[0][0]
+    protocol = {"mode": "scenario" if cfg.scenario is not None else "clips", "runs": len(outcomes),
+                "clips": len(outcomes), "split": cfg.clips.split if cfg.scenario is None else None,
+                "first_reference": schedule0.first_reference, "carry_frames": schedule0.carry_frames,
+                "chunk_frames": schedule0.chunk_frames, "frames": outcomes[0].job.num_frames,
+                "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
+                "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
+                "cfg_scale": sampler.cfg_scale, "checkpoint_step": loaded.step}
+    metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
+    videos = [p for o in outcomes for p in (o.files.mosaic, o.files.side_by_side) if p is not None]
     atomic_write_json(run_dir / "manifest.json", {
-        "checkpoint": str(loaded.source), "seed": int(cfg.seed), "device": str(device),
-        "config": OmegaConf.to_container(cfg, resolve=True), "videos": [str(p) for p in videos],
-        "seconds_total": round(time.perf_counter() - started, 3)})
-    return RolloutResult(run_dir=run_dir, videos=videos, sheets=sheets, metrics=metrics)
+        **base, "seed": int(cfg.seed), "runs": {o.job.name: {"folder": o.folder.name, "seed": o.job.seed,
+                                                              "report": f"{o.folder.name}/report.html"}
+                                                 for o in outcomes},
+        "videos": [str(p) for p in videos], "seconds_total": round(time.perf_counter() - started, 3)})
+    return RolloutResult(run_dir=run_dir, videos=videos, sheets=[o.files.contact_sheet for o in outcomes],
+                         metrics=metrics, runs=outcomes)

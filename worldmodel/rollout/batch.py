@@ -1,0 +1,144 @@
+"""Roll out a batch of jobs that share a schedule, streaming every chunk to its run folders as it is decoded."""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodel.checkpoint import LoadedWorldModel
+from worldmodel.files import atomic_write_json
+from worldmodel.rollout.actions import stack_plans
+from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
+from worldmodel.rollout.jobs import RolloutJob
+from worldmodel.rollout.latents_file import StreamingSafetensors
+from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
+from worldmodel.rollout.sinks import RunFiles, RunWriter
+from worldmodel.viz import from_uint8, to_uint8
+from worldmodel.viz.report import write_rollout_report
+
+
+@dataclass
+class RunOutcome:
+    """What one job wrote and measured."""
+
+    job: RolloutJob
+    folder: Path
+    files: RunFiles
+    metrics: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.html"
+
+
+def _metrics(files: RunFiles, seconds: float, batch: int, predicted: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"seconds_generate_batch": round(seconds, 3),
+                           "seconds_per_generated_frame": round(seconds / max(1, batch * predicted), 4)}
+    if files.psnr_model:
+        out.update(psnr_model=float(np.mean(files.psnr_model)),
+                   psnr_copy_last_frame=float(np.mean(files.psnr_copy_last_frame)),
+                   psnr_model_per_frame=np.round(files.psnr_model, 3).tolist(),
+                   psnr_copy_last_frame_per_frame=np.round(files.psnr_copy_last_frame, 3).tolist())
+    return out
+
+
+def _truth_iter(job: RolloutJob) -> Iterator[np.ndarray | None]:
+    if job.truth is None:
+        while True:
+            yield None
+    yield from job.truth()
+
+
+class BatchRunner:
+    """Generates a batch of jobs chunk by chunk; decoded frames go straight into each job's writers."""
+
+    def __init__(self, loaded: LoadedWorldModel, sampler: Any, schedule: ChunkSchedule, device: torch.device,
+                 autocast_dtype: torch.dtype | None, progress: bool = True) -> None:
+        self.loaded, self.schedule, self.device = loaded, schedule, device
+        self.engine = RolloutEngine(loaded.model, sampler, schedule, autocast_dtype=autocast_dtype)
+        self.progress = progress
+
+    @torch.no_grad()
+    def run(self, jobs: Sequence[RolloutJob], folders: Sequence[Path], base_manifest: dict[str, Any]) -> list[RunOutcome]:
+        """Roll out `jobs` together; job i writes into folders[i]. Files appear only once complete."""
+        s, codec, device = self.schedule, self.loaded.codec, self.device
+        num_frames = jobs[0].num_frames
+        if any(j.num_frames != num_frames for j in jobs):
+            raise ValueError("a batch needs jobs of one length; group them by schedule and frame count")
+        k = s.first_reference
+        reference = codec.encode_video(from_uint8(np.stack([j.reference for j in jobs])).to(device))
+        plan = [(v.to(device), m.to(device)) for v, m in stack_plans([j.plan for j in jobs])]
+        generators = [torch.Generator(device=device).manual_seed(int(j.seed)) for j in jobs]
+        writers = [RunWriter(f, j.cameras, j.fps, num_frames, k, j.truth is not None) for j, f in zip(jobs, folders)]
+        truths = [_truth_iter(j) for j in jobs]
+        latent_shape = (num_frames, *reference.shape[2:])
+        latent_files = [StreamingSafetensors(f / "latents.safetensors", "latents", latent_shape,
+                                             metadata={"name": j.name, "seed": str(j.seed), "fps": str(j.fps)})
+                        for j, f in zip(jobs, folders)]
+        started = time.perf_counter()
+        failed = True
+        try:
+            with contextlib.ExitStack() as stack:
+                for lf in latent_files:
+                    stack.enter_context(lf)
+                written = 0
+                for chunk in self.engine.stream(reference, plan, generators, progress=self.progress):
+                    chunk = chunk[:, : num_frames - written]  # the last chunk may reach past the horizon
+                    if chunk.shape[1] == 0:
+                        continue
+                    frames = to_uint8(codec.decode_video(chunk.to(device)).float())  # (B, n, V, H, W, 3)
+                    for b, (writer, lf) in enumerate(zip(writers, latent_files)):
+                        lf.append(chunk[b])
+                        for frame in frames[b]:
+                            writer.push(frame, next(truths[b]))
+                    written += chunk.shape[1]
+            seconds = time.perf_counter() - started
+            outcomes = [w.close() for w in writers]
+            failed = False
+        finally:
+            if failed:
+                for w in writers:
+                    w.close(failed=True)
+        return [self._finish(job, folder, files, seconds, len(jobs), base_manifest)
+                for job, folder, files in zip(jobs, folders, outcomes)]
+
+    def _finish(self, job: RolloutJob, folder: Path, files: RunFiles, seconds: float, batch: int,
+                base_manifest: dict[str, Any]) -> RunOutcome:
+        s = self.schedule
+        horizon_s = (job.num_frames - 1) / job.fps
+        starts_s = [start / job.fps for start in s.starts if start < job.num_frames]
+        plot = plot_plan(folder / "action_plan.png", job.ego, starts_s, horizon_s, job.plan[: len(starts_s)],
+                         title=f"{job.name}: ego plan per chunk")
+        metrics = _metrics(files, seconds, batch, job.num_frames - s.first_reference)
+        atomic_write_json(folder / "metrics.json", metrics)
+        chunks = [{"starts_at_s": round(t, 2), **row} for t, row in zip(starts_s, chunk_summary(job.plan))]
+        videos = [("generated (camera mosaic)" if len(job.cameras) > 1 else "generated", files.mosaic)]
+        if files.side_by_side is not None:
+            videos.append(("ground truth | generated", files.side_by_side))
+        videos += [(camera, path) for camera, path in files.cameras.items()]
+        manifest = {**base_manifest, "name": job.name, "seed": int(job.seed), "scenario": job.info,
+                    "frames": job.num_frames, "fps": job.fps, "cameras": job.cameras, "chunks": chunks,
+                    "chunk_starts": [int(v) for v in s.starts], "timings": {k: v for k, v in metrics.items()
+                                                                             if k.startswith("seconds")},
+                    "files": {"videos": {label: p.name for label, p in videos}, "contact_sheet": files.contact_sheet.name,
+                              "latents": "latents.safetensors", "action_plan": plot.name, "report": "report.html",
+                              "metrics": "metrics.json"}}
+        atomic_write_json(folder / "manifest.json", manifest)
+        headline = {k: v for k, v in metrics.items() if not k.endswith("per_frame")}
+        write_rollout_report(
+            folder, title=f"Rollout: {job.name}",
+            subtitle=f"{job.num_frames} frames at {job.fps:g} Hz ({job.num_frames / job.fps:.1f} s), {len(job.cameras)} camera(s), "
+                     f"seed {job.seed}; {job.info.get('description', '')}",
+            videos=videos, plot=plot, sheet=files.contact_sheet, chunks=chunks, metrics=headline,
+            details={"checkpoint": base_manifest.get("checkpoint"), "checkpoint step": base_manifest.get("step"),
+                     "sampler steps": base_manifest.get("sampler_steps"), "CFG scale": base_manifest.get("cfg_scale"),
+                     "reference frames": s.first_reference, "carried frames": s.carry_frames,
+                     "chunk frames": s.chunk_frames, "device": base_manifest.get("device")})
+        return RunOutcome(job, folder, files, metrics, manifest)
