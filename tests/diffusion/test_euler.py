@@ -96,14 +96,14 @@ def test_tiny_model_sampling_is_deterministic_and_keeps_references():
             block.adaLN_modulation[-1].weight.normal_(std=0.1)
         model.action_embedding.proj.weight.normal_(std=0.05)
     sampler = instantiate(OmegaConf.load(CONF / "sampler" / "euler.yaml"), num_steps=3)
-    reference = torch.randn(2, 2, 1, 48, 8, 8)
+    reference = torch.randn(2, 2, 1, 16, 8, 8)
     actions, valid = torch.randn(2, 19), torch.ones(2, 5, dtype=torch.bool)
 
     def run(seed):
         return sampler.sample(model, reference, 4, actions, valid, generator=torch.Generator().manual_seed(seed))
 
     first = run(0)
-    assert first.shape == (2, 4, 1, 48, 8, 8)
+    assert first.shape == (2, 4, 1, 16, 8, 8)
     assert torch.equal(first[:, :2], reference)
     assert torch.isfinite(first).all()
     assert torch.equal(run(0), first)
@@ -129,6 +129,6 @@ def test_sampler_never_asks_for_mask_reconstruction():
     model.register_forward_pre_hook(lambda mod, args, kwargs: plans.append(kwargs.get("mask_plan")),
                                     with_kwargs=True)
     out = FlowEulerSampler(num_steps=2, cfg_scale=4.0).sample(
-        model, torch.randn(1, 1, 1, 48, 8, 8), 3, torch.randn(1, 19), torch.ones(1, 5, dtype=torch.bool))
-    assert out.shape == (1, 3, 1, 48, 8, 8) and torch.isfinite(out).all()
+        model, torch.randn(1, 1, 1, 16, 8, 8), 3, torch.randn(1, 19), torch.ones(1, 5, dtype=torch.bool))
+    assert out.shape == (1, 3, 1, 16, 8, 8) and torch.isfinite(out).all()
     assert plans == [None, None]

@@ -123,7 +123,7 @@ def test_loss_trains_the_tiny_model():
     torch.manual_seed(0)
     model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml"))
     flow = instantiate(OmegaConf.load(CONF / "objective" / "rectified_flow.yaml"))
-    latents = torch.randn(2, 3, 1, 48, 8, 8)
+    latents = torch.randn(2, 3, 1, 16, 8, 8)
     loss, logs = flow.training_loss(model, latents, torch.tensor([1, 2]), torch.randn(2, 19),
                                     torch.ones(2, 5, dtype=torch.bool), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and loss > 0
@@ -236,7 +236,7 @@ def test_mr_objective_trains_the_tiny_mview_model():
     model = instantiate(cfg.model, _convert_="all").train()
     flow = instantiate(cfg.objective, _convert_="all")
     assert flow.mr_probability == 1.0 and flow.mask_ratio == 0.25
-    latents = torch.randn(2, 3, 6, 48, 8, 16)
+    latents = torch.randn(2, 3, 6, 16, 8, 16)
     loss, logs = flow.training_loss(model, latents, torch.tensor([1, 0]), torch.randn(2, 19),
                                     torch.ones(2, 5, dtype=torch.bool), generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and logs["mr_fraction"] == 1.0

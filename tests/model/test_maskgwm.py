@@ -67,7 +67,7 @@ def public_config(model: MaskGWM) -> dict:
     return {k: v for k, v in model.config.items() if not k.startswith("_")}
 
 
-def inputs(b=2, t=4, v=1, h=8, w=8, c=48, seed=0):
+def inputs(b=2, t=4, v=1, h=8, w=8, c=16, seed=0):
     gen = torch.Generator().manual_seed(seed)
     latents = torch.randn(b, t, v, c, h, w, generator=gen)
     tau = torch.rand(b, t, generator=gen)

@@ -31,7 +31,7 @@ def test_horizon_and_fps_give_the_frame_count_and_every_file(tiny_export: Path, 
         video = read_video(folder / name)
         assert video.shape[0] == expected, name
     assert read_video(folder / "CAM_FRONT.mp4").shape[1:3] == (32, 64)
-    assert _latents(folder / "latents.safetensors").shape == (expected, 1, 48, 8, 16)
+    assert _latents(folder / "latents.safetensors").shape == (expected, 1, 16, 8, 16)
     for name in ("contact_sheet.png", "action_plan.png", "report.html", "metrics.json"):
         assert (folder / name).is_file(), name
     manifest = json.loads((folder / "manifest.json").read_text())

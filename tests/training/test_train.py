@@ -23,7 +23,7 @@ def _test_sized(experiment: str) -> list[str]:
     if cfg.model.num_layers <= 4:
         return pool
     tiny = "tiny_mview" if cfg.model.num_views > 1 else "tiny"
-    return [f"model={tiny}", "codec=pixel", "trainer=cpu", "data.clip.num_frames=" + str(min(cfg.data.clip.num_frames, 4)),
+    return [f"model={tiny}", "codec=dct", "trainer=cpu", "data.clip.num_frames=" + str(min(cfg.data.clip.num_frames, 4)),
             "gradient_checkpointing=false", *pool]
 
 
@@ -85,7 +85,7 @@ def test_one_batch_overfit_loss_falls_clearly(tmp_path: Path) -> None:
 
 
 def test_codec_and_model_channel_mismatch_is_named(tmp_path: Path) -> None:
-    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "codec.factor=2"])
+    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "codec=pixel"])
     with pytest.raises(ValueError, match="latent channels"):
         build_module(cfg, run_config={})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import TINY_RUN
-from worldmodel.codecs import PixelCodec
+from worldmodel.codecs import DCTCodec
 from worldmodel.config import compose_config
 from worldmodel.data.cache import write_latent_cache
 from worldmodel.data.synthetic import SyntheticDriving
@@ -14,7 +14,7 @@ from worldmodel.training.train import train
 def test_fast_dev_run_on_a_latent_cache(tmp_path: Path) -> None:
     for split in ("train", "val"):
         clips = SyntheticDriving(num_clips=4, num_frames=4, size=(32, 64), split=split)
-        write_latent_cache(clips, PixelCodec(factor=4), tmp_path / "latents" / split, shard_size=2,
+        write_latent_cache(clips, DCTCodec(), tmp_path / "latents" / split, shard_size=2,
                            progress=False)
     overrides = [o for o in TINY_RUN if not o.startswith(("data.train.", "data.val."))]
     cfg = compose_config("train", [*overrides, "~experiment", "data=latent_cache", "data.num_workers=0",
