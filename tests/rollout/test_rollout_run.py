@@ -37,3 +37,19 @@ def test_rollout_from_lightning_checkpoint(trained_run, tmp_path: Path) -> None:
                                      "num_chunks=1", "num_steps=1", "clips.num_clips=1", "device=cpu"])
     result = rollout(cfg)
     assert read_video(result.videos[0]).shape[0] == 4
+
+
+def test_batch_mode_plans_have_recorded_actions_in_every_chunk(trained_run, tmp_path: Path) -> None:
+    from worldmodel.checkpoint import load_world_model
+    from worldmodel.rollout.jobs import ModelRig
+    from worldmodel.rollout.run import clip_jobs
+
+    cfg = compose_config("rollout", [f"checkpoint={trained_run.export_dir}", f"run_dir={tmp_path}",
+                                     "num_chunks=3", "carry_frames=2", "clips.num_clips=1"])
+    loaded = load_world_model(trained_run.export_dir)
+    (schedule, job), = clip_jobs(loaded, cfg, ModelRig.from_run_config(loaded.config))
+    assert len(job.plan) == 3
+    for values, valid in job.plan:
+        # command, trajectory and speed are measured from the procedural world's recorded drive
+        assert valid[0, :3].all(), valid
+    assert job.num_frames == schedule.total_frames

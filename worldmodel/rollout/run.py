@@ -7,6 +7,7 @@ trained on. Every run gets its own folder (scenario name, or clip000, clip001, .
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
+from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.batch import BatchRunner, RunOutcome
 from worldmodel.rollout.engine import ChunkSchedule
@@ -86,7 +88,10 @@ def _scenario_names(value: Any) -> list[str]:
 def clip_jobs(loaded: LoadedWorldModel, cfg: DictConfig, rig: ModelRig) -> list[tuple[ChunkSchedule, RolloutJob]]:
     """Batch mode: held-out clips, each with its recorded motion as the plan and itself as ground truth."""
     schedule = ChunkSchedule(rig.chunk_frames, cfg.first_reference, cfg.carry_frames, cfg.num_chunks)
-    clips = _held_out_clips(loaded, cfg, schedule.total_frames)
+    # Each chunk's actions look DEFAULT_ACTION_TIMES past its first frame: read that much more of
+    # the recording than the video shows, or the last chunks would have no valid actions.
+    lookahead = math.ceil(max(DEFAULT_ACTION_TIMES) * rig.fps - 1e-9)
+    clips = _held_out_clips(loaded, cfg, schedule.total_frames + lookahead)
     jobs = []
     for i, clip in enumerate(clips):
         index = cfg.clips.first_clip + i
