@@ -32,6 +32,13 @@ def test_train_with_a_typo_names_the_key(tmp_path: Path) -> None:
     assert "max_stepz" in out.stderr
 
 
-def test_not_yet_available_commands_say_so(tmp_path: Path) -> None:
-    out = _run("worldmodel-eval", cwd=tmp_path)
-    assert out.returncode != 0 and "not yet available" in out.stderr
+def test_eval_of_missing_checkpoint_says_what_to_pass(tmp_path: Path) -> None:
+    out = _run("worldmodel-eval", f"checkpoint={tmp_path}/missing", f"run_dir={tmp_path}/e", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_eval_with_an_unknown_protocol_lists_the_choices(tmp_path: Path) -> None:
+    out = _run("worldmodel-eval", "checkpoint=x", "protocol=nuscenes_singel", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "nuscenes_singel" in out.stderr and "nuscenes_single" in out.stderr

@@ -56,23 +56,31 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int) -> list[dict[str, Any]]:
-    data = loaded.config.get("data", {})
-    reader = dict(data.get("val") or {})
+def held_out_dataset(loaded: LoadedWorldModel, split: str, num_frames: int, needed: int | None = None) -> Any:
+    """The checkpoint's validation reader on `split`, with clips of `num_frames` frames.
+
+    Generated datasets (the procedural world) are asked for `needed` clips; recorded ones have what they have.
+    """
+    reader = dict(loaded.config.get("data", {}).get("val") or {})
     if "_target_" not in reader:
         raise ValueError(f"{loaded.source}: its run config names no dataset to take held-out clips from")
+    reader.update(split=split, num_frames=num_frames)
+    if needed is not None and "num_clips" in inspect.signature(get_class(reader["_target_"])).parameters:
+        reader["num_clips"] = needed
+    return instantiate(reader, _convert_="all")
+
+
+def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int) -> list[dict[str, Any]]:
     needed = cfg.clips.first_clip + cfg.clips.num_clips
-    reader.update(split=cfg.clips.split, num_frames=total_frames)
-    if "num_clips" in inspect.signature(get_class(reader["_target_"])).parameters:
-        reader["num_clips"] = needed  # generated datasets (the procedural world) make as many as asked
-    dataset = instantiate(reader, _convert_="all")
+    dataset = held_out_dataset(loaded, cfg.clips.split, total_frames, needed)
     if len(dataset) < needed:
         raise ValueError(f"the {cfg.clips.split} split has {len(dataset)} clips of {total_frames} frames; "
                          f"clips.first_clip + clips.num_clips = {needed}: ask for fewer clips or chunks")
     return [dataset[i] for i in range(cfg.clips.first_clip, cfg.clips.first_clip + cfg.clips.num_clips)]
 
 
-def _apply_sampler_overrides(sampler: Any, cfg: DictConfig) -> Any:
+def apply_sampler_overrides(sampler: Any, cfg: DictConfig) -> Any:
+    """`num_steps` / `cfg_scale` of the command line replace the checkpoint's when not null."""
     for key in ("num_steps", "cfg_scale"):
         if cfg[key] is not None:
             setattr(sampler, key, type(getattr(sampler, key))(cfg[key]))
@@ -135,7 +143,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = _apply_sampler_overrides(loaded.sampler, cfg)
+    sampler = apply_sampler_overrides(loaded.sampler, cfg)
     rig = ModelRig.from_run_config(loaded.config)
     jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
     run_dir.mkdir(parents=True, exist_ok=True)

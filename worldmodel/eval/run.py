@@ -1,0 +1,189 @@
+"""`evaluate(cfg)`: run a protocol on a checkpoint, resumably; metrics.json with the protocol, curves, report page."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from worldmodel.checkpoint import LoadedWorldModel, load_world_model
+from worldmodel.data.actions import DEFAULT_ACTION_TIMES
+from worldmodel.eval.accumulate import FVD_RESAMPLE_FRAMES, EvalAccumulator
+from worldmodel.eval.features import I3D_SIZE, INCEPTION_SIZE, I3DFeatures, InceptionFeatures
+from worldmodel.eval.generate import generate_batch
+from worldmodel.eval.i3d import MIN_FRAMES
+from worldmodel.eval.protocol import EvalProtocol, ProtocolError
+from worldmodel.eval.report import write_eval_report
+from worldmodel.eval.selection import fid_frame_mask, segments, select_clips
+from worldmodel.eval.state import EvalState
+from worldmodel.eval.summary import summarize
+from worldmodel.files import atomic_write_json
+from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
+from worldmodel.rollout.jobs import ModelRig
+from worldmodel.rollout.run import apply_sampler_overrides, autocast_dtype, held_out_dataset, pick_device
+from worldmodel.viz import camera_mosaic, side_by_side, write_video
+
+
+@dataclass
+class EvalResult:
+    """Where an evaluation wrote its numbers and pages, and the numbers."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    report: Path | None  # None for a shard that finished before the others (it writes no metrics)
+
+
+def _dataset(protocol: EvalProtocol, loaded: LoadedWorldModel, rig: ModelRig, frames: int, needed: int | None):
+    if protocol.dataset is None:
+        return held_out_dataset(loaded, protocol.split, frames, needed)
+    reader = dict(protocol.dataset)
+    if "_target_" not in reader:
+        raise ProtocolError(f"protocol {protocol.name!r}: dataset needs a _target_ (a reader class) or null")
+    # The model generates at its own frame rate and size: the ground truth is read the same way.
+    reader.update(split=protocol.split, num_frames=frames, fps=rig.fps, size=list(rig.size))
+    return instantiate(reader, _convert_="all")
+
+
+def _check_views(clip: dict[str, Any], loaded: LoadedWorldModel, protocol: EvalProtocol) -> None:
+    views = np.asarray(clip["frames"]).shape[1]
+    expected = int(getattr(loaded.model.config, "num_views", 1))
+    if views != expected:
+        raise ProtocolError(
+            f"protocol {protocol.name!r} reads {views} camera(s) per clip but the checkpoint generates {expected}: "
+            f"use a {'multi-view' if views > 1 else 'single-view'} checkpoint or set the protocol's dataset.views")
+
+
+def _sample_video(path: Path, truth: np.ndarray, generated: np.ndarray, cameras: list[str], fps: float) -> Path:
+    panel = side_by_side([camera_mosaic(truth, cameras), camera_mosaic(generated, cameras)],
+                         ["ground truth", "generated"], counter=True, fps=fps)
+    return write_video(path, panel, fps=fps)
+
+
+def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSchedule, frames: int,
+                     indices: list[int], dataset_size: int, sampler: Any, loaded: LoadedWorldModel,
+                     precision: torch.dtype | None, seg: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """What decided the numbers, written next to them."""
+    k = protocol.first_reference
+    return {
+        **protocol.to_dict(),
+        "resolved": {
+            "videos": len(indices), "clips_in_split": dataset_size, "clip_indices": indices,
+            "frames_per_video": frames, "reference_frames": k, "predicted_frames": frames - k,
+            "reference_frames_scored": False, "fps": rig.fps, "size": list(rig.size),
+            "chunk_frames": schedule.chunk_frames, "carry_frames": schedule.carry_frames, "chunks": schedule.num_chunks,
+            "segments": [{"label": label, "first_frame": a, "end_frame": b} for label, a, b in seg],
+            "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "precision": str(precision or "float32"),
+            "noise_seed_of_video_i": f"{protocol.seed} + i",
+            "fid_features": f"Inception-v3 TF 2015-12-05 pool3 2048-d, bilinear antialiased resize to "
+                            f"{INCEPTION_SIZE}x{INCEPTION_SIZE}, x/128-1",
+            "fid_frames": "every predicted frame of every camera" if protocol.fid_frames is None
+            else f"{protocol.fid_frames} predicted frames drawn with seed {protocol.seed}",
+            "fvd_features": f"I3D Kinetics-400 logits 400-d, frames resized to {I3D_SIZE}x{I3D_SIZE}, x/127.5-1; "
+                            f"one clip per video, camera and segment; clips under {MIN_FRAMES} frames repeated "
+                            f"to {FVD_RESAMPLE_FRAMES}",
+            "checkpoint": str(loaded.source), "checkpoint_step": loaded.step,
+        },
+    }
+
+
+def _state_path(run_dir: Path, shard: int, shards: int) -> Path:
+    return run_dir / ("eval_state.pt" if shards == 1 else f"eval_state.shard{shard}-of-{shards}.pt")
+
+
+def _merge_shards(run_dir: Path, shards: int, fingerprint: str, new_accumulator: Any,
+                  total: int) -> EvalAccumulator | None:
+    """All shards' statistics in one accumulator once every shard has finished; None while some have not."""
+    paths = [_state_path(run_dir, i, shards) for i in range(shards)]
+    if not all(p.is_file() for p in paths):
+        return None
+    merged = new_accumulator()
+    for path in paths:
+        merged.merge(EvalState(path, fingerprint).load(new_accumulator()))
+    return merged if len(merged.done) == total else None
+
+
+def evaluate(cfg: DictConfig) -> EvalResult:
+    """Generate every selected clip's video, score it, and write metrics.json, curves.png and report.html."""
+    started = time.perf_counter()
+    run_dir = Path(cfg.run_dir).expanduser().resolve()
+    protocol = EvalProtocol.from_config(OmegaConf.to_container(cfg.protocol, resolve=True))
+    device = pick_device(cfg.device)
+    loaded = load_world_model(cfg.checkpoint, device=device)
+    sampler = apply_sampler_overrides(loaded.sampler, cfg)
+    rig = ModelRig.from_run_config(loaded.config)
+    frames = protocol.video_frames(rig.fps)
+    k = protocol.first_reference
+    schedule = ChunkSchedule.for_horizon(rig.chunk_frames, k, protocol.carry_frames, frames)
+    # Later chunks take actions DEFAULT_ACTION_TIMES past their first frame: read that much more.
+    lookahead = math.ceil(max(DEFAULT_ACTION_TIMES) * rig.fps - 1e-9) if protocol.use_actions else 0
+    dataset = _dataset(protocol, loaded, rig, schedule.total_frames + lookahead, protocol.num_videos)
+    indices = select_clips(dataset, protocol.selection, protocol.num_videos)
+    first = dataset[indices[0]]
+    _check_views(first, loaded, protocol)
+    views = np.asarray(first["frames"]).shape[1]
+    seg = segments(k, frames, rig.fps, protocol.horizon_step_s)
+    precision = autocast_dtype(cfg.precision, device)
+    record = _protocol_record(protocol, rig, schedule, frames, indices, len(dataset), sampler, loaded, precision, seg)
+
+    needs_fid, needs_fvd = "fid" in protocol.metrics, "fvd" in protocol.metrics
+    inception = InceptionFeatures(cfg.inception_weights).to(device) if needs_fid else None
+    i3d = I3DFeatures(cfg.i3d_weights).to(device) if needs_fvd else None
+
+    def new_accumulator() -> EvalAccumulator:
+        return EvalAccumulator(
+            protocol.metrics, protocol.baselines, seg, k, rig.fps,
+            fid_mask=fid_frame_mask(len(indices), frames - k, views, protocol.fid_frames, protocol.seed),
+            inception=inception, i3d=i3d, feature_batch=int(cfg.feature_batch), real_floor=protocol.real_floor)
+
+    shard, shards = int(cfg.shard.index), int(cfg.shard.count)
+    if not 0 <= shard < shards:
+        raise ProtocolError(f"shard.index must lie in [0, shard.count - 1] = [0, {shards - 1}], got {shard}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = protocol.fingerprint(
+        checkpoint=str(loaded.source), step=loaded.step, sampler_steps=sampler.num_steps,
+        cfg_scale=sampler.cfg_scale, clips=indices, frames=frames, size=list(rig.size), precision=str(precision))
+    accumulator = new_accumulator()
+    state = EvalState(_state_path(run_dir, shard, shards), fingerprint)
+    state.restore(accumulator, resume=bool(cfg.resume))
+
+    engine = RolloutEngine(loaded.model, sampler, schedule, autocast_dtype=precision)
+    mine = [p for p in range(len(indices)) if p % shards == shard]
+    todo = [p for p in mine if p not in accumulator.done]
+    samples = run_dir / "videos"
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"eval {protocol.name}",
+               unit="video", disable=not cfg.progress)
+    batch_size = int(cfg.batch_size)
+    for n, i in enumerate(range(0, len(todo), batch_size)):
+        positions = todo[i : i + batch_size]
+        clips = [first if p == 0 else dataset[indices[p]] for p in positions]
+        generated = generate_batch(loaded, engine, clips, [protocol.seed + p for p in positions], frames,
+                                   protocol.use_actions, device)
+        for b, p in enumerate(positions):
+            truth = np.asarray(clips[b]["frames"])[:frames]
+            name = f"clip{indices[p]:05d}"
+            accumulator.add_video(p, name, generated[b], truth, clips[b]["actions"], clips[b]["meta"])
+            if p < int(cfg.write_videos):
+                _sample_video(samples / f"{name}.mp4", truth, generated[b], list(clips[b]["meta"]["cameras"]), rig.fps)
+            bar.update(1)
+        if (n + 1) % int(cfg.save_every_batches) == 0:
+            state.save(accumulator)
+    bar.close()
+    state.save(accumulator)
+    if shards > 1:
+        accumulator = _merge_shards(run_dir, shards, fingerprint, new_accumulator, len(indices))
+        if accumulator is None:
+            return EvalResult(run_dir=run_dir, metrics={"protocol": record, "shard": shard, "shards": shards,
+                                                        "complete": False}, report=None)
+
+    metrics = {"protocol": record, **summarize(accumulator),
+               "seconds_total": round(time.perf_counter() - started, 1)}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    report = write_eval_report(run_dir, metrics, sorted(samples.glob("*.mp4")) if samples.is_dir() else [])
+    return EvalResult(run_dir=run_dir, metrics=metrics, report=report)
