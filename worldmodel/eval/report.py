@@ -102,7 +102,7 @@ def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence
                              f"checkpoint {resolved['checkpoint']} step {resolved['checkpoint_step']}. "
                              f"{protocol.get('description', '')}"),
         headline=_table(_headline(metrics, protocol["baselines"])),
-        segments=_table(_segments(metrics)),
+        segments=_table(_segments(metrics)) if _segments(metrics) else '<p class="none">FID / FVD not scored</p>',
         curves=(f'<img id="curves-plot" src="{curves.name}" alt="metrics per frame and per horizon">' if curves
                 else '<p class="none">no curves</p>'),
         actions=_table(actions) if actions else '<p class="none">not measured by this protocol</p>',
