@@ -104,6 +104,23 @@ def _build(config: dict[str, Any], section: str, source: Path) -> Any:
     return instantiate(node)
 
 
+def model_from_training_state(config: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
+    """The network of a run config with the weights of a LightningModule state dict, EMA weights preferred.
+
+    Used for `.ckpt` files and for the full state dict an FSDP run gathers before exporting.
+    """
+    source = Path(source)
+    model = _build(config, "model", source)
+    prefix = "ema.shadow." if any(k.startswith("ema.shadow.") for k in state) else "model."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not match its own model config: {len(missing)} missing and "
+            f"{len(unexpected)} unexpected weights (first: {(missing or unexpected)[:3]})")
+    return model
+
+
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedWorldModel:
     """Load an export folder or a Lightning `.ckpt` of worldmodel-train, EMA weights preferred."""
     from worldmodel.model import MaskGWM
@@ -120,15 +137,7 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> Lo
     else:
         checkpoint = _read_lightning(source)
         config, step = checkpoint["worldmodel"]["config"], int(checkpoint.get("global_step", 0))
-        model = _build(config, "model", source)
-        state = checkpoint["state_dict"]
-        prefix = "ema.shadow." if any(k.startswith("ema.shadow.") for k in state) else "model."
-        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{source} does not match its own model config: {len(missing)} missing and "
-                f"{len(unexpected)} unexpected weights (first: {(missing or unexpected)[:3]})")
+        model = model_from_training_state(config, checkpoint["state_dict"], source)
     codec = _build(config, "codec", source)
     sampler = _build(config, "sampler", source)
     model = model.to(device).eval()

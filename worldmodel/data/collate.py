@@ -41,6 +41,19 @@ class ClipCollator:
         else:
             batch["frames"] = torch.from_numpy(np.stack([np.asarray(c["frames"]) for c in clips]))  # (B, T, V, H, W, 3)
         num_frames = (batch.get("latents", batch.get("frames"))).shape[1]
-        pick = torch.multinomial(self.weights, len(clips), replacement=True)
+        pick = self._draw(clips)
         batch["num_reference"] = self.choices[pick].clamp(max=num_frames - 1)  # (B,) keep >= 1 frame to predict
+        # Training loaders key each sample (its draws then follow it across batch sizes, ranks and resumes)
+        # and count the unreadable clips that were replaced by others on the way to this batch.
+        for key in ("sample_key", "load_failures"):
+            if all(key in c for c in clips):
+                batch[key] = torch.as_tensor([int(c[key]) for c in clips], dtype=torch.long)  # (B,)
         return batch
+
+    def _draw(self, clips: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        """Index into `choices` per clip: from the clip's own key when it has one, else torch's generator."""
+        if not all("sample_key" in c for c in clips):
+            return torch.multinomial(self.weights, len(clips), replacement=True)
+        p = (self.weights / self.weights.sum()).numpy()
+        return torch.as_tensor([int(np.random.default_rng([int(c["sample_key"]), 0]).choice(len(p), p=p))
+                                for c in clips], dtype=torch.long)

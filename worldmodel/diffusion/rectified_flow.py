@@ -3,9 +3,11 @@
 import torch
 from torch import nn
 
+from worldmodel.diffusion import draws
+from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
-from worldmodel.model.masking import MaskPlan, sample_mask_plan
+from worldmodel.model.masking import MaskPlan, merge_mask_plans, sample_mask_plan
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
 
@@ -61,11 +63,11 @@ class RectifiedFlow:
         self.mr_tau_range = (lo, hi)
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: Generators = None) -> torch.Tensor:
         """One diffusion time per sample: (B,) in (0, 1); logit-normal is SD3's default."""
         if self.time_sampling == "uniform":
-            return torch.rand(batch_size, device=device, generator=generator)
-        logits = torch.randn(batch_size, device=device, generator=generator) * self.logit_std + self.logit_mean
+            return draws.rand((batch_size,), device, generator)
+        logits = draws.randn((batch_size,), device, generator=generator) * self.logit_std + self.logit_mean
         return torch.sigmoid(logits)
 
     @staticmethod
@@ -79,13 +81,13 @@ class RectifiedFlow:
         """The velocity d z_tau / d tau = eps - z0."""
         return eps - z0
 
-    def drop_actions(self, action_valid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def drop_actions(self, action_valid: torch.Tensor, generator: Generators = None) -> torch.Tensor:
         """(B, G) bool -> (B, G) bool with each group independently dropped with p = action_dropout."""
-        keep = torch.rand(action_valid.shape, device=action_valid.device, generator=generator) >= self.action_dropout
+        keep = draws.rand(action_valid.shape, action_valid.device, generator) >= self.action_dropout
         return action_valid.bool() & keep
 
     def choose_masked(self, model: nn.Module, tau: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor | None:
+                      generator: Generators = None) -> torch.Tensor | None:
         """(B,) bool: the samples that get mask reconstruction, or None when MR is off for this call.
 
         MR is off with mr_probability 0 and whenever the model is in eval mode (validation, EMA copy).
@@ -95,24 +97,30 @@ class RectifiedFlow:
         if getattr(model, "reconstruction", None) is None:
             raise ValueError("the objective has mask reconstruction on (mr_probability > 0) but the model has "
                              "no reconstruction module: build it with mask_reconstruction=true")
-        draw = torch.rand(tau.shape, device=tau.device, generator=generator) < self.mr_probability  # (B,)
+        draw = draws.rand(tau.shape, tau.device, generator) < self.mr_probability  # (B,)
         lo, hi = self.mr_tau_range
         return draw & (tau >= lo) & (tau <= hi)
 
-    def mask_plan(self, model: nn.Module, eps: torch.Tensor, generator: torch.Generator | None = None) -> MaskPlan:
+    def mask_plan(self, model: nn.Module, eps: torch.Tensor, generator: Generators = None) -> MaskPlan:
         """A random MR plan for clips eps (B, T, V, C, H, W) on the model's token grid; eps feeds the mask token."""
         b, t, v, _, h, w = eps.shape
         p = model.config.patch_size
-        return sample_mask_plan((b, t, v), (h // p, w // p), self.mask_ratio, self.spatial_mask_prob, eps, generator)
+        grid = (h // p, w // p)
+        if not draws.per_sample(generator):
+            return sample_mask_plan((b, t, v), grid, self.mask_ratio, self.spatial_mask_prob, eps, generator)
+        return merge_mask_plans([sample_mask_plan((1, t, v), grid, self.mask_ratio, self.spatial_mask_prob,
+                                                  eps[i:i + 1], g) for i, g in enumerate(generator)])
 
     def training_loss(self, model: nn.Module, latents: torch.Tensor, num_reference: torch.Tensor,
                       actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+                      generator: Generators = None) -> tuple[torch.Tensor, dict]:
         """MSE between model velocity and eps - z0 on the predicted frames.
 
         latents (B, T, V, C, H, W) clean z0, num_reference (B,) long, actions (B, 19) or None,
         action_valid (B, 5) bool or None (all valid when actions are given) -> (loss, logs).
         Random draws in order: tau, eps, action dropout, then (MR on) the masked samples and their plan.
+        `generator` is one generator, a sequence of one per sample (each sample's draws then depend on
+        its generator alone), or None for torch's global generator.
         """
         b, t = latents.shape[:2]
         device = latents.device
@@ -121,7 +129,7 @@ class RectifiedFlow:
         tau = self.sample_tau(b, device, generator)  # (B,)
         tau_frames = torch.where(is_reference, torch.zeros_like(tau[:, None]), tau[:, None])  # (B, T)
 
-        eps = torch.randn(latents.shape, device=device, dtype=latents.dtype, generator=generator)
+        eps = draws.randn(latents.shape, device, latents.dtype, generator)
         z_tau = self.add_noise(latents, eps, tau_frames)  # (B, T, V, C, H, W)
         target = self.target(latents, eps)  # (B, T, V, C, H, W)
 
@@ -150,7 +158,7 @@ class RectifiedFlow:
             loss = mean_over(frame_errors(None), weight)
         else:
             rows = masked.nonzero().flatten()
-            err_masked = frame_errors(rows, self.mask_plan(model, eps[rows], generator))  # (R, T)
+            err_masked = frame_errors(rows, self.mask_plan(model, eps[rows], draws.pick(generator, rows)))  # (R, T)
             if self.also_unmasked_pass:
                 err_plain = frame_errors(None)  # (B, T)
                 loss = mean_over(err_plain, weight) + mean_over(err_masked, weight[rows])

@@ -96,6 +96,14 @@ def sample_mask_plan(shape: tuple[int, int, int], grid: tuple[int, int], ratio: 
     return MaskPlan(keep=keep, time_mask=time_mask, mask_noise=mask_noise, grid_width=w)
 
 
+def merge_mask_plans(plans: list[MaskPlan]) -> MaskPlan:
+    """Plans of single clips (drawn one per sample) stacked into one plan for their batch."""
+    if len({p.grid_width for p in plans}) != 1 or len({p.kept_width for p in plans}) != 1:
+        raise ValueError("mask plans of one batch must share the token grid and the mask ratio")
+    return MaskPlan(keep=torch.cat([p.keep for p in plans]), time_mask=torch.cat([p.time_mask for p in plans]),
+                    mask_noise=torch.cat([p.mask_noise for p in plans]), grid_width=plans[0].grid_width)
+
+
 #################################################################################
 #                              Pack and Unpack                                  #
 #################################################################################

@@ -7,9 +7,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from worldmodel.checkpoint import save_export
+from worldmodel.checkpoint import model_from_training_state, save_export
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
 from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
@@ -38,15 +39,35 @@ class _EveryNSteps(pl.Callback):
 
 
 class ExportPretrained(_EveryNSteps):
-    """Keeps `<run_dir>/export` a loadable world model (EMA weights + run config)."""
+    """Keeps `<run_dir>/export` a loadable world model (EMA weights + run config).
+
+    Under FSDP every rank takes part in gathering the full weights onto rank 0 (CPU), which then
+    rebuilds the network from the run config and writes the same single folder as any other run.
+    """
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 500) -> None:
         super().__init__(every_n_train_steps)
         self.dirpath = Path(dirpath)
 
-    @rank_zero_only
     def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        save_export(self.dirpath, pl_module.inference_model, pl_module.run_config, trainer.global_step)
+        if isinstance(trainer.strategy, FSDPStrategy):
+            state = gather_full_state_dict(trainer)  # a collective: every rank calls it
+            if trainer.is_global_zero:
+                model = model_from_training_state(pl_module.run_config, state, f"{type(pl_module).__name__} (FSDP)")
+                save_export(self.dirpath, model, pl_module.run_config, trainer.global_step)
+            return
+        if trainer.is_global_zero:
+            save_export(self.dirpath, pl_module.inference_model, pl_module.run_config, trainer.global_step)
+
+
+def gather_full_state_dict(trainer: pl.Trainer) -> dict[str, torch.Tensor]:
+    """The LightningModule's full (unsharded) state dict on rank 0, offloaded to CPU; empty on other ranks."""
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    config = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+    with FSDP.state_dict_type(trainer.strategy.model, StateDictType.FULL_STATE_DICT, config):
+        return trainer.strategy.model.state_dict()
 
 
 class SampleVideos(_EveryNSteps):
@@ -63,6 +84,11 @@ class SampleVideos(_EveryNSteps):
     @rank_zero_only
     @torch.no_grad()
     def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if isinstance(trainer.strategy, FSDPStrategy):
+            # A sharded network runs only inside all ranks' collective forward; sample from the export instead.
+            rank_zero_warn("SampleVideos does not sample under FSDP; roll out <run_dir>/export with worldmodel-rollout",
+                           category=UserWarning)
+            return
         dataset = getattr(trainer.datamodule, "val_set", None) if trainer.datamodule else None
         if dataset is None or len(dataset) == 0:
             return

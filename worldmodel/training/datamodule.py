@@ -5,9 +5,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from worldmodel.data.collate import ClipCollator
+from worldmodel.data.robust import SkipBadSamples
+from worldmodel.training.sampler import KeyedClips, ResumableShardedSampler
 
 
 class WorldModelDataModule(pl.LightningDataModule):
@@ -16,7 +20,7 @@ class WorldModelDataModule(pl.LightningDataModule):
     def __init__(self, train: Dataset, val: Dataset | None = None, batch_size: int = 8,
                  num_workers: int = 0, reference_choices: Sequence[int] = (0, 1, 2, 3),
                  reference_weights: Sequence[float] | None = None, pin_memory: bool = False,
-                 clip: Mapping[str, Any] | None = None) -> None:
+                 clip: Mapping[str, Any] | None = None, seed: int = 0) -> None:
         super().__init__()
         # The clip settings both readers share (frames, fps, views, size); rollout reads them back.
         self.clip = dict(clip or {})
@@ -30,6 +34,10 @@ class WorldModelDataModule(pl.LightningDataModule):
         self.collate = ClipCollator(reference_choices, reference_weights)
         # Validation always predicts from one reference frame, the paper's main protocol.
         self.val_collate = ClipCollator((1,))
+        # The training order is (seed, epoch)-shuffled and sharded here, not by Lightning's DistributedSampler.
+        self.seed = seed
+        self.train_sampler: ResumableShardedSampler | None = None
+        self._resume: dict[str, int] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         # In-memory pools fill here, in the main process, so data loader workers inherit them.
@@ -43,8 +51,49 @@ class WorldModelDataModule(pl.LightningDataModule):
             collate_fn=collate, pin_memory=self.pin_memory, drop_last=shuffle,
             persistent_workers=self.num_workers > 0)
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        if trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            # Lightning would shard our already sharded order a second time.
+            raise ValueError("set trainer.use_distributed_sampler=false: the data module shards the training "
+                             "clips by rank itself (conf/trainer/default.yaml does)")
+        return trainer.global_rank, trainer.world_size
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, collate=self.collate)
+        rank, world = self._rank_and_world()
+        self.train_sampler = ResumableShardedSampler(len(self.train_set), self.batch_size, self.seed, rank, world)
+        if self._resume is not None:
+            self.train_sampler.resume_at(**self._resume)
+        return DataLoader(
+            KeyedClips(SkipBadSamples(self.train_set)), batch_size=self.batch_size, sampler=self.train_sampler,
+            num_workers=self.num_workers, collate_fn=self.collate, pin_memory=self.pin_memory, drop_last=True,
+            persistent_workers=self.num_workers > 0,
+            # Its own generator keeps the loader from drawing on torch's global one (exact resume).
+            generator=torch.Generator().manual_seed(self.seed))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training order stands: epoch and batches this rank trained in it (saved in the .ckpt)."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        return {"epoch": trainer.current_epoch, "world_size": trainer.world_size, "batch_size": self.batch_size,
+                "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        batches = int(state["batches"])
+        rank, world = self._rank_and_world()
+        if (state["world_size"], state["batch_size"]) != (world, self.batch_size):
+            # The same clips are done; map them onto the new layout, rounding down (a few may repeat).
+            done = batches * int(state["batch_size"]) * int(state["world_size"])
+            batches = done // (self.batch_size * world)
+            rank_zero_warn(f"resuming with world size {world} x batch {self.batch_size} instead of "
+                           f"{state['world_size']} x {state['batch_size']}: the epoch continues after about "
+                           f"{done} clips, so the data order is not the uninterrupted run's")
+        self._resume = {"epoch": int(state["epoch"]), "batches": batches}
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:

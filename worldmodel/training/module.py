@@ -1,6 +1,7 @@
 """LightningModule for MaskGWM: one training step, EMA, AdamW with warm-up, logging."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning.pytorch as pl
@@ -11,10 +12,15 @@ from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
 from worldmodel.training.ema import EMAWeights
+from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
+from worldmodel.training.rng import collect_rng_states, restore_rng_states
+from worldmodel.training.sampler import sample_generators
 from worldmodel.viz import from_uint8
 
 CHECKPOINT_KEY = "worldmodel"
 CHECKPOINT_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class WorldModelModule(pl.LightningModule):
@@ -23,7 +29,7 @@ class WorldModelModule(pl.LightningModule):
     def __init__(self, model: nn.Module, codec: LatentCodec, objective: RectifiedFlow,
                  sampler: FlowEulerSampler, lr: float = 5e-5, betas: tuple[float, float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 1000, ema_decay: float | None = 0.999,
-                 run_config: dict[str, Any] | None = None) -> None:
+                 run_config: dict[str, Any] | None = None, faults: FaultPolicy | None = None) -> None:
         super().__init__()
         self.model = model
         self.codec = codec.requires_grad_(False).eval()
@@ -33,6 +39,10 @@ class WorldModelModule(pl.LightningModule):
         self.ema = EMAWeights(model, ema_decay) if ema_decay else None
         # The resolved run config travels inside every checkpoint so rollout can rebuild the run.
         self.run_config = run_config or {}
+        self.faults = faults or FaultPolicy()
+        self.bad_samples = BadSampleCounter(self.faults)
+        self.skipped_steps = 0
+        self._skipping = False  # the running step's loss was non-finite and is skipped
 
     @property
     def inference_model(self) -> nn.Module:
@@ -57,17 +67,47 @@ class WorldModelModule(pl.LightningModule):
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
             valid.to(self.device), generator=generator)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, logs = self._loss(self.model, batch)
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        where = describe_batch(batch, batch_idx, self.global_step, self.current_epoch)
+        failures = self.bad_samples.update(batch, where)
+        # Keyed batches (our training loader) draw each sample's noise from its own key.
+        generators = sample_generators(batch["sample_key"], self.device) if "sample_key" in batch else None
+        loss, logs = self._loss(self.model, batch, generator=generators)
         batch_size = batch["num_reference"].shape[0]
+        if failures:
+            self.log("train/bad_samples", float(self.bad_samples.failed), batch_size=batch_size)
+        self._skipping = not self._all_finite(loss)
+        if self._skipping:
+            return self._nonfinite(loss, where)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         for name, value in logs.items():
             if name != "loss":
                 self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None:
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        # Every rank must take the same branch, or DDP waits forever for a skipped rank's gradients.
+        return bool(self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True))
+
+    def _nonfinite(self, loss: torch.Tensor, where: str) -> None:
+        value = loss.detach().float().item()
+        if self.faults.nonfinite_loss == "skip" and self.skipped_steps < self.faults.max_skipped_steps:
+            self.skipped_steps += 1
+            log.warning("non-finite training loss (%s on this rank) at %s: step skipped (%d of at most %d)",
+                        value, where, self.skipped_steps, self.faults.max_skipped_steps)
+            return None  # Lightning then runs no backward and the optimiser updates nothing
+        why = ("faults.nonfinite_loss=stop" if self.faults.nonfinite_loss == "stop"
+               else f"more than faults.max_skipped_steps={self.faults.max_skipped_steps} steps were skipped")
+        raise NonFiniteLossError(
+            f"non-finite training loss ({value} on this rank) at {where}; training stopped ({why}). "
+            f"Lower optim.lr, check those clips, use trainer.precision=32-true, or set faults.nonfinite_loss=skip")
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Here rather than in on_train_batch_end, which runs after the callbacks: a checkpoint written at
+        # the end of step k must hold the EMA of step k, or every resume loses one update. A skipped
+        # step changed no weight, so the average does not move either.
+        if self.ema is not None and not self._skipping:
             self.ema.update(self.model)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -87,3 +127,13 @@ class WorldModelModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {"format": CHECKPOINT_FORMAT, "config": self.run_config}
+        checkpoint["worldmodel_state"] = {"rng": collect_rng_states(), "bad_samples": self.bad_samples.state_dict(),
+                                          "skipped_steps": self.skipped_steps}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("worldmodel_state")
+        if state is None:  # a checkpoint from before exact resume: weights and optimiser only
+            return
+        restore_rng_states(state["rng"])
+        self.bad_samples.load_state_dict(state["bad_samples"])
+        self.skipped_steps = int(state["skipped_steps"])

@@ -9,7 +9,10 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from worldmodel.training.checkpoint_io import newest_good_checkpoint
+from worldmodel.training.faults import FaultPolicy, oom_advice
 from worldmodel.training.module import WorldModelModule
+from worldmodel.training.preemption import PreemptionCheckpoint
 from worldmodel.training.trainable import select_trainable
 
 
@@ -21,17 +24,21 @@ class TrainResult:
     export_dir: Path
     last_checkpoint: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
+    # The global step at which a preemption signal stopped the run (None: it ran to its end).
+    preempted_at_step: int | None = None
 
 
 def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise FileNotFoundError(f"ckpt_path=last but {last} does not exist; pass run_dir of the run to resume")
-        return str(last)
-    if not Path(ckpt_path).is_file():
+        # The newest checkpoint that loads: a last.ckpt cut short by a crash falls back to the one before.
+        found = newest_good_checkpoint(run_dir / "checkpoints")
+        if found is None:
+            raise FileNotFoundError(f"ckpt_path=last but {run_dir / 'checkpoints'} holds no loadable last.ckpt or "
+                                    f"step*.ckpt; pass run_dir of the run to resume")
+        return str(found)
+    if not Path(ckpt_path).exists():
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
     return ckpt_path
 
@@ -56,7 +63,8 @@ def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModul
     return WorldModelModule(
         model=model, codec=codec, objective=instantiate(cfg.objective, _convert_="all"),
         sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
-        ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config)
+        ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config,
+        faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)))
 
 
 def train(cfg: DictConfig) -> TrainResult:
@@ -70,15 +78,19 @@ def train(cfg: DictConfig) -> TrainResult:
 
     datamodule = instantiate(
         cfg.data, reference_choices=list(cfg.reference_frames.choices),
-        reference_weights=list(cfg.reference_frames.weights), _convert_="all")
+        reference_weights=list(cfg.reference_frames.weights), seed=cfg.seed, _convert_="all")
     module = build_module(cfg, run_config)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c is not None] or False
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
                                       default_root_dir=str(run_dir))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt_path(cfg.ckpt_path, run_dir))
+    ckpt_path = _resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    with oom_advice():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     last = run_dir / "checkpoints" / "last.ckpt"
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    preempted = [c.stopped_at_step for c in callbacks if isinstance(c, PreemptionCheckpoint)]
     return TrainResult(run_dir=run_dir, export_dir=run_dir / "export",
-                       last_checkpoint=last if last.is_file() else None, metrics=metrics)
+                       last_checkpoint=last if last.is_file() else None, metrics=metrics,
+                       preempted_at_step=next((s for s in preempted if s is not None), None))
