@@ -1,17 +1,13 @@
 """The evaluation report renders in a real headless browser: headline table, curves plot, sample video."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.browser import dump_dom, needs_chromium, screenshot
 from worldmodel.config import compose_config
 from worldmodel.eval.run import evaluate
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +26,8 @@ def test_eval_report_links_files_that_exist(report: Path) -> None:
     assert "copy last frame" in page and "$" not in page.split("<body>")[1]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                    "(apt-get update && apt-get install -y chromium)")
+@needs_chromium
 def test_eval_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    profile = tmp_path / "profile"
-    dom = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--dump-dom", report.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
+    html = dump_dom(report, tmp_path / "profile")
     assert 'id="curves-plot"' in html and html.count("<video") == 1 and "<table>" in html
-    shot = tmp_path / "report.png"
-    done = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--window-size=1200,1600",
-                           f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+    screenshot(report, tmp_path / "profile", tmp_path / "report.png")

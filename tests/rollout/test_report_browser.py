@@ -4,17 +4,13 @@ CI needs Debian's chromium: `apt-get update && apt-get install -y chromium`.
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.browser import dump_dom, needs_chromium, screenshot
 from worldmodel.config import compose_config
 from worldmodel.rollout.run import rollout
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +28,9 @@ def test_report_page_links_files_that_exist(report: Path) -> None:
     assert "psnr_model" in page and "psnr_copy_last_frame" in page and "$" not in page.split("<body>")[1]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                    "(apt-get update && apt-get install -y chromium)")
+@needs_chromium
 def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    profile = tmp_path / "profile"
-    dom = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--dump-dom", report.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
+    html = dump_dom(report, tmp_path / "profile")
     assert html.count("<video") >= 3 and 'src="generated.mp4"' in html and 'src="side_by_side.mp4"' in html
     assert 'id="action-plan"' in html and 'src="action_plan.png"' in html
-    shot = tmp_path / "report.png"
-    done = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--window-size=1200,1600",
-                           f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+    screenshot(report, tmp_path / "profile", tmp_path / "report.png")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import matplotlib
@@ -13,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from worldmodel.files import atomic_path, atomic_write_text  # noqa: E402
-from worldmodel.viz.report import TEMPLATE_DIR, _table  # noqa: E402
+from worldmodel.viz.report import TEMPLATE_DIR, _table, fill_template  # noqa: E402
 
 EVAL_TEMPLATE = TEMPLATE_DIR / "eval_report.html"
 SOURCE_LABELS = {"model": "model", "copy_last_frame": "copy last frame", "ground_truth": "ground truth video"}
@@ -79,14 +78,12 @@ def _segments(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _relative_video(path: Path, folder: Path) -> str:
     src = html.escape(path.resolve().relative_to(folder.resolve()).as_posix(), quote=True)
     return (f'<figure><figcaption>{html.escape(path.stem)}</figcaption>'
-            f'<video src="{src}" controls loop muted autoplay playsinline></video></figure>')
+            f'<video class="medium" src="{src}" controls loop muted autoplay playsinline></video></figure>')
 
 
 def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence[Path],
                       template: Path = EVAL_TEMPLATE) -> Path:
     """Write curves.png and report.html into `folder`; returns the page's path."""
-    if not template.is_file():
-        raise FileNotFoundError(f"report template {template} is missing; it ships in the checkout's viz/ folder")
     protocol = metrics["protocol"]
     resolved = protocol["resolved"]
     curves = plot_curves(folder / "curves.png", metrics, float(resolved["fps"]))
@@ -95,7 +92,8 @@ def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence
     details.update({k: v for k, v in resolved.items() if k != "clip_indices"})
     details["clip_indices"] = ", ".join(str(i) for i in resolved["clip_indices"][:50]) + (
         " ..." if len(resolved["clip_indices"]) > 50 else "")
-    page = Template(template.read_text(encoding="utf-8")).substitute(
+    page = fill_template(
+        template,
         title=html.escape(f"Evaluation: {protocol['name']}"),
         subtitle=html.escape(f"{resolved['videos']} videos of {resolved['frames_per_video']} frames at "
                              f"{resolved['fps']:g} Hz ({resolved['reference_frames']} reference, not scored); "

@@ -8,6 +8,7 @@ from the data; a script there is integrated by a kinematic model (`script.integr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import replace
 
 import numpy as np
@@ -44,20 +45,29 @@ def _camera_calibration(names: list[str], size: tuple[int, int]) -> tuple[np.nda
     return intrinsics, extrinsics
 
 
-def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, schedule: ChunkSchedule,
-                   first_reference: int, num_frames: int) -> RolloutJob:
-    """Build the world around the script, drive it, and render references and ground truth from the drive."""
-    script = to_ego_script(scenario.actions or ())
-    duration = drive_duration(schedule, rig.fps)
+def drive_procedural(scenario: Scenario, source: ProceduralSource, script: Any, duration_s: float,
+                     fps: float) -> tuple[Any, Any]:
+    """The procedural world built around a scenario's script and the ego's drive through it: (world, drive log).
+
+    Traffic that would collide with the ego's path is removed, so the scripted drive stays plausible.
+    """
     config = WorldConfig(lanes_forward=source.lanes, time_of_day=source.time_of_day, curves=source.curves)
     if source.traffic is not None:
         config = replace(config, vehicles_per_100m_lane=source.traffic)
     try:
-        world = world_for_script(source.seed, script, config, duration_s=duration)
-        log = simulate_drive(world, script, duration_s=duration, fps=rig.fps)
+        world = world_for_script(source.seed, script, config, duration_s=duration_s)
+        log = simulate_drive(world, script, duration_s=duration_s, fps=fps)
     except ValueError as err:
         raise ScenarioError(scenario.path, "actions", None, f"the procedural world cannot drive this script: {err}") from err
     world.traffic.remove_conflicts(log.timestamps, log.poses[:, :2])
+    return world, log
+
+
+def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, schedule: ChunkSchedule,
+                   first_reference: int, num_frames: int) -> RolloutJob:
+    """Build the world around the script, drive it, and render references and ground truth from the drive."""
+    script = to_ego_script(scenario.actions or ())
+    world, log = drive_procedural(scenario, source, script, drive_duration(schedule, rig.fps), rig.fps)
     cameras = [c.name for c in resolve_views(rig.views)]
     track = EgoTrack(log.timestamps, log.poses, log.speeds, log.steering)
     plan = _scripted_plan(track.meta(cameras, *_camera_calibration(cameras, rig.size)), script, schedule, rig)

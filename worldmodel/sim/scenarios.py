@@ -8,19 +8,18 @@ drives (on the procedural world: the lane, through the road's bends), long enoug
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worldmodel.data.synthetic import CAMERAS, ProceduralWorld, WorldConfig, render_views, resolve_views
-from worldmodel.data.synthetic import simulate_drive, world_for_script
+from worldmodel.data.synthetic import CAMERAS, ProceduralWorld, render_views, resolve_views
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.scenario import ActionStep, ProceduralSource, Scenario, load_scenario, resolve_scenario
 from worldmodel.rollout.script import integrate_script, to_ego_script
-from worldmodel.rollout.sources import scenario_job
+from worldmodel.rollout.sources import drive_procedural, scenario_job
 from worldmodel.rollout.yamlmarks import ScenarioError
 from worldmodel.sim.ego import EgoState
 from worldmodel.sim.rewards import Route
@@ -80,15 +79,7 @@ def procedural_start(scenario: Scenario, rig: ModelRig, first_reference: int, ho
         raise ValueError(f"scenario {scenario.name} ({scenario.path}) is not procedural")
     script = to_ego_script(scenario.actions or DEFAULT_SCRIPT)
     duration = (first_reference - 1) / rig.fps + horizon_s + ROUTE_MARGIN_S
-    config = WorldConfig(lanes_forward=source.lanes, time_of_day=source.time_of_day, curves=source.curves)
-    if source.traffic is not None:
-        config = replace(config, vehicles_per_100m_lane=source.traffic)
-    try:
-        world = world_for_script(source.seed, script, config, duration_s=duration)
-        log = simulate_drive(world, script, duration_s=duration, fps=rig.fps)
-    except ValueError as err:
-        raise ScenarioError(scenario.path, "actions", None, f"the procedural world cannot drive this script: {err}") from err
-    world.traffic.remove_conflicts(log.timestamps, log.poses[:, :2])
+    world, log = drive_procedural(scenario, source, script, duration, rig.fps)
     cameras = [c.name for c in resolve_views(rig.views)]
     reference = np.stack([render_views(world, log.poses[k], float(log.timestamps[k]), cameras, rig.size)
                           for k in range(first_reference)])

@@ -13,6 +13,16 @@ from worldmodel.files import atomic_write_text
 # Templates live at the top of the checkout, beside conf/ (editable install).
 TEMPLATE_DIR = Path(worldmodel.__file__).resolve().parent.parent / "viz"
 ROLLOUT_TEMPLATE = TEMPLATE_DIR / "rollout_report.html"
+STYLESHEET = TEMPLATE_DIR / "report.css"
+
+
+def fill_template(template: Path, **fields: str) -> str:
+    """A report template with its `$name` fields and the shared stylesheet (`$style`) filled in."""
+    for path in (template, STYLESHEET):
+        if not path.is_file():
+            raise FileNotFoundError(f"report file {path} is missing; it ships in the checkout's viz/ folder")
+    return Template(template.read_text(encoding="utf-8")).substitute(
+        style=STYLESHEET.read_text(encoding="utf-8"), **fields)
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -54,10 +64,9 @@ def write_rollout_report(folder: str | Path, title: str, subtitle: str, videos: 
     per-camera videos small. Metrics are scalars (a table); per-frame lists are left to metrics.json.
     """
     folder = Path(folder)
-    if not template.is_file():
-        raise FileNotFoundError(f"report template {template} is missing; it ships in the checkout's viz/ folder")
     scalars = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float, str)) or v is None}
-    page = Template(template.read_text(encoding="utf-8")).substitute(
+    page = fill_template(
+        template,
         title=html.escape(title),
         subtitle=html.escape(subtitle),
         videos="\n".join(_video(label, path, folder, large=i < 2) for i, (label, path) in enumerate(videos)),
