@@ -16,13 +16,17 @@ ROLLOUT_TEMPLATE = TEMPLATE_DIR / "rollout_report.html"
 STYLESHEET = TEMPLATE_DIR / "report.css"
 
 
-def fill_template(template: Path, **fields: str) -> str:
-    """A report template with its `$name` fields and the shared stylesheet (`$style`) filled in."""
+def fill_template(template: Path, title: str, **fields: str) -> str:
+    """A report template with its `$name` fields filled; `$head` gets the title and the shared stylesheet.
+
+    `title` is HTML-escaped text. The stylesheet is inlined so every page stays one self-contained file.
+    """
     for path in (template, STYLESHEET):
         if not path.is_file():
             raise FileNotFoundError(f"report file {path} is missing; it ships in the checkout's viz/ folder")
-    return Template(template.read_text(encoding="utf-8")).substitute(
-        style=STYLESHEET.read_text(encoding="utf-8"), **fields)
+    head = (f'<head>\n<meta charset="utf-8">\n<title>{title}</title>\n<style>\n'
+            f'{STYLESHEET.read_text(encoding="utf-8")}</style>\n</head>')
+    return Template(template.read_text(encoding="utf-8")).substitute(head=head, title=title, **fields)
 
 
 def _relative(path: Path, folder: Path) -> str:
