@@ -87,6 +87,7 @@ def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence
     protocol = metrics["protocol"]
     resolved = protocol["resolved"]
     curves = plot_curves(folder / "curves.png", metrics, float(resolved["fps"]))
+    segment_rows = _segments(metrics)
     actions = [{"video": SOURCE_LABELS.get(s, s), **values} for s, values in metrics.get("action_following", {}).items()]
     details = {k: v for k, v in protocol.items() if k not in ("resolved", "extra")}
     details.update({k: v for k, v in resolved.items() if k != "clip_indices"})
@@ -100,7 +101,7 @@ def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence
                              f"checkpoint {resolved['checkpoint']} step {resolved['checkpoint_step']}. "
                              f"{protocol.get('description', '')}"),
         headline=_table(_headline(metrics, protocol["baselines"])),
-        segments=_table(_segments(metrics)) if _segments(metrics) else '<p class="none">FID / FVD not scored</p>',
+        segments=_table(segment_rows) if segment_rows else '<p class="none">FID / FVD not scored</p>',
         curves=(f'<img id="curves-plot" src="{curves.name}" alt="metrics per frame and per horizon">' if curves
                 else '<p class="none">no curves</p>'),
         actions=_table(actions) if actions else '<p class="none">not measured by this protocol</p>',

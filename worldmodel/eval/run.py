@@ -27,7 +27,7 @@ from worldmodel.eval.summary import summarize
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
-from worldmodel.rollout.run import apply_sampler_overrides, autocast_dtype, held_out_dataset, pick_device
+from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
 
@@ -116,7 +116,7 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     protocol = EvalProtocol.from_config(OmegaConf.to_container(cfg.protocol, resolve=True))
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = apply_sampler_overrides(loaded.sampler, cfg)
+    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale)
     rig = ModelRig.from_run_config(loaded.config)
     frames = protocol.video_frames(rig.fps)
     k = protocol.first_reference

@@ -56,6 +56,30 @@ def _truth_iter(job: RolloutJob) -> Iterator[np.ndarray | None]:
     yield from job.truth()
 
 
+def encode_references(loaded: LoadedWorldModel, references: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """uint8 reference frames, one (k, V, H, W, 3) array per video -> latents (B, k, V, C, h, w) on `device`."""
+    return loaded.codec.encode_video(from_uint8(np.stack(references)).to(device))
+
+
+def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: torch.Tensor,
+                   plans: Sequence[list], seeds: Sequence[int], num_frames: int,
+                   device: torch.device, progress: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    """Roll a batch out and yield each chunk's new latents (B, n, V, C, h, w) with their frames uint8 (B, n, V, H, W, 3).
+
+    One noise generator per video (seeded by `seeds`), so a video does not depend on its batch mates;
+    the video is cut at `num_frames` and no chunk past it is sampled.
+    """
+    plan = [(v.to(device), m.to(device)) for v, m in stack_plans(list(plans))]
+    generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+    written = 0
+    for chunk in engine.stream(reference, plan, generators, progress=progress):
+        chunk = chunk[:, : num_frames - written]  # the last chunk may reach past the horizon
+        if chunk.shape[1] == 0:
+            break
+        yield chunk, to_uint8(loaded.codec.decode_video(chunk.to(device)).float())
+        written += chunk.shape[1]
+
+
 class BatchRunner:
     """Generates a batch of jobs chunk by chunk; decoded frames go straight into each job's writers."""
 
@@ -68,14 +92,12 @@ class BatchRunner:
     @torch.no_grad()
     def run(self, jobs: Sequence[RolloutJob], folders: Sequence[Path], base_manifest: dict[str, Any]) -> list[RunOutcome]:
         """Roll out `jobs` together; job i writes into folders[i]. Files appear only once complete."""
-        s, codec, device = self.schedule, self.loaded.codec, self.device
+        s, device = self.schedule, self.device
         num_frames = jobs[0].num_frames
         if any(j.num_frames != num_frames for j in jobs):
             raise ValueError("a batch needs jobs of one length; group them by schedule and frame count")
         k = s.first_reference
-        reference = codec.encode_video(from_uint8(np.stack([j.reference for j in jobs])).to(device))
-        plan = [(v.to(device), m.to(device)) for v, m in stack_plans([j.plan for j in jobs])]
-        generators = [torch.Generator(device=device).manual_seed(int(j.seed)) for j in jobs]
+        reference = encode_references(self.loaded, [j.reference for j in jobs], device)
         writers = [RunWriter(f, j.cameras, j.fps, num_frames, k, j.truth is not None) for j, f in zip(jobs, folders)]
         truths = [_truth_iter(j) for j in jobs]
         latent_shape = (num_frames, *reference.shape[2:])
@@ -88,17 +110,12 @@ class BatchRunner:
             with contextlib.ExitStack() as stack:
                 for lf in latent_files:
                     stack.enter_context(lf)
-                written = 0
-                for chunk in self.engine.stream(reference, plan, generators, progress=self.progress):
-                    chunk = chunk[:, : num_frames - written]  # the last chunk may reach past the horizon
-                    if chunk.shape[1] == 0:
-                        continue
-                    frames = to_uint8(codec.decode_video(chunk.to(device)).float())  # (B, n, V, H, W, 3)
+                for chunk, frames in decoded_chunks(self.loaded, self.engine, reference, [j.plan for j in jobs],
+                                                    [j.seed for j in jobs], num_frames, device, self.progress):
                     for b, (writer, lf) in enumerate(zip(writers, latent_files)):
                         lf.append(chunk[b])
-                        for frame in frames[b]:
+                        for frame in frames[b]:  # (V, H, W, 3)
                             writer.push(frame, next(truths[b]))
-                    written += chunk.shape[1]
             seconds = time.perf_counter() - started
             outcomes = [w.close() for w in writers]
             failed = False

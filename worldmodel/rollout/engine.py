@@ -64,8 +64,13 @@ class RolloutEngine:
         if len(chunk_actions) != s.num_chunks:
             raise ValueError(f"got actions for {len(chunk_actions)} chunks, the schedule has {s.num_chunks}")
 
-    def _sample(self, refs: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
-                generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    @torch.no_grad()
+    def sample_chunk(self, refs: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
+                     generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+        """One chunk: refs (B, k, V, C, h, w) -> (B, chunk_frames, V, C, h, w), the k references unchanged first.
+
+        Under the engine's autocast; `generator` is one generator or one per batch item.
+        """
         s = self.schedule
         kwargs: dict = {}
         if isinstance(generator, Sequence):
@@ -98,7 +103,7 @@ class RolloutEngine:
         refs = reference
         for i in tqdm(range(s.num_chunks), desc="rollout chunks", disable=not progress, leave=False):
             values, valid = chunk_actions[i]
-            chunk = self._sample(refs, values, valid, generator)
+            chunk = self.sample_chunk(refs, values, valid, generator)
             keep_from = 0 if i == 0 else s.carry_frames
             refs = chunk[:, s.chunk_frames - s.carry_frames:]
             yield chunk[:, keep_from:].cpu()

@@ -6,6 +6,7 @@ trained on. Every run gets its own folder (scenario name, or clip000, clip001, .
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import time
@@ -79,11 +80,12 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
     return [dataset[i] for i in range(cfg.clips.first_clip, cfg.clips.first_clip + cfg.clips.num_clips)]
 
 
-def apply_sampler_overrides(sampler: Any, cfg: DictConfig) -> Any:
-    """`num_steps` / `cfg_scale` of the command line replace the checkpoint's when not null."""
-    for key in ("num_steps", "cfg_scale"):
-        if cfg[key] is not None:
-            setattr(sampler, key, type(getattr(sampler, key))(cfg[key]))
+def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None) -> Any:
+    """A copy of the checkpoint's sampler with `num_steps` / `cfg_scale` replaced where they are not None."""
+    sampler = copy.copy(sampler)
+    for key, value in (("num_steps", num_steps), ("cfg_scale", cfg_scale)):
+        if value is not None:
+            setattr(sampler, key, type(getattr(sampler, key))(value))
     return sampler
 
 
@@ -143,7 +145,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = apply_sampler_overrides(loaded.sampler, cfg)
+    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale)
     rig = ModelRig.from_run_config(loaded.config)
     jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
     run_dir.mkdir(parents=True, exist_ok=True)

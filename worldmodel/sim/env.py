@@ -20,7 +20,8 @@ import torch
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.rollout.jobs import ModelRig
-from worldmodel.rollout.run import autocast_dtype, pick_device
+from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
+from worldmodel.rollout.run import autocast_dtype, pick_device, with_sampler_overrides
 from worldmodel.sim.actions import chunk_actions, controller_for, describe, lookahead_frames
 from worldmodel.sim.ego import EgoIntegrator, EgoState
 from worldmodel.sim.rewards import RewardFn, RouteProgress, StepContext, TerminationFn, never
@@ -205,12 +206,11 @@ class WorldModelEnv(DrivingEnv):
         else:
             self.device = pick_device(device)
             self.loaded = load_world_model(checkpoint, device=self.device)
-        self.sampler = copy.copy(self.loaded.sampler)  # overrides stay with this env
-        for key, value in (("num_steps", num_steps), ("cfg_scale", cfg_scale)):
-            if value is not None:
-                setattr(self.sampler, key, type(getattr(self.sampler, key))(value))
-        self.autocast = autocast_dtype(precision, self.device)
+        self.sampler = with_sampler_overrides(self.loaded.sampler, num_steps, cfg_scale)  # stays with this env
         super().__init__(ModelRig.from_run_config(self.loaded.config), **kwargs)
+        # Each step samples one chunk of the model's training length; the engine holds sampler and autocast.
+        self.engine = RolloutEngine(self.loaded.model, self.sampler, ChunkSchedule(
+            self.rig.chunk_frames, self.first_reference, self.carry_frames, 1), autocast_dtype(precision, self.device))
 
     def _begin(self, start: SimStart, noise_seed: int) -> None:
         with torch.no_grad():
@@ -221,9 +221,7 @@ class WorldModelEnv(DrivingEnv):
     def _frames(self, states: list[EgoState], values: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
         refs = self.latents
         k, n = refs.shape[1], len(states)
-        with torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            chunk = self.sampler.sample(self.loaded.model, refs, self.rig.chunk_frames, values.to(self.device),
-                                        valid.to(self.device), generator=self.generator)
-        new = chunk[:, k:k + n].to(refs.dtype)  # (1, n, V, C, h, w); frames past the step are dropped
+        chunk = self.engine.sample_chunk(refs, values.to(self.device), valid.to(self.device), self.generator)
+        new = chunk[:, k:k + n]  # (1, n, V, C, h, w); frames past the step are dropped
         self.latents = torch.cat([refs, new], dim=1)[:, -self.carry_frames:]
         return to_uint8(self.loaded.codec.decode_video(new).float())[0]  # (n, V, H, W, 3)
