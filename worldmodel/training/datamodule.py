@@ -45,12 +45,6 @@ class WorldModelDataModule(pl.LightningDataModule):
             if hasattr(dataset, "materialize"):
                 dataset.materialize()
 
-    def _loader(self, dataset: Dataset, shuffle: bool, collate: ClipCollator) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            collate_fn=collate, pin_memory=self.pin_memory, drop_last=shuffle,
-            persistent_workers=self.num_workers > 0)
-
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
         if trainer is None:
@@ -98,4 +92,6 @@ class WorldModelDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return self._loader(self.val_set, shuffle=False, collate=self.val_collate)
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          collate_fn=self.val_collate, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
