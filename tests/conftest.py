@@ -30,3 +30,24 @@ def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     cfg = compose_config("train", [*TINY_RUN, f"run_dir={run_dir}"])
     return train(cfg)
+
+
+_WATCHED_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_are_restored():
+    """Fail a test that leaves a process-wide signal handler behind.
+
+    A leaked handler that only sets a flag (Lightning's, our preemption guard's) is inherited by every
+    process forked later in the same test worker, and makes those processes immune to terminate().
+    """
+    import signal
+
+    before = {name: signal.getsignal(getattr(signal, name)) for name in _WATCHED_SIGNALS}
+    yield
+    leaked = {name: signal.getsignal(getattr(signal, name)) for name in _WATCHED_SIGNALS}
+    leaked = {name: handler for name, handler in leaked.items() if handler is not before[name]}
+    for name in leaked:
+        signal.signal(getattr(signal, name), before[name])
+    assert not leaked, f"the test left signal handlers installed: {leaked}"

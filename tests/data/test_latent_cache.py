@@ -110,6 +110,8 @@ def test_cache_reads_in_data_loader_workers(clips: VideoFolderClips, tmp_path: P
     write_latent_cache(clips, PixelCodec(), tmp_path / "cache", shard_size=2, dtype="float32", progress=False)
     cache = LatentCacheClips(tmp_path / "cache")
     cache[0]  # an open shard in the parent must not travel to the workers
-    loader = torch.utils.data.DataLoader(cache, batch_size=5, num_workers=2, collate_fn=list)
+    # forkserver: the cache is pickled to each worker, so this checks what travels (never an open shard).
+    loader = torch.utils.data.DataLoader(cache, batch_size=5, num_workers=2, collate_fn=list,
+                                         multiprocessing_context="forkserver")
     batch = [c for part in loader for c in part]
     assert [float(c["latents"].sum()) for c in batch] == [float(cache[i]["latents"].sum()) for i in range(5)]

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import multiprocessing
-from typing import Any
+import pickle
+from typing import Any, Iterator
 
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -32,9 +33,7 @@ class ClipPool(Dataset):
         indices = range(self.num_clips)
         bar = dict(total=self.num_clips, desc="rendering clip pool", disable=not self.progress)
         if self.workers > 1:
-            # fork shares the dataset with the workers without pickling it.
-            with multiprocessing.get_context("fork").Pool(self.workers) as pool:
-                self._clips = list(tqdm(pool.imap(self.dataset.__getitem__, indices, chunksize=8), **bar))
+            self._clips = list(tqdm(self._render_in_workers(indices), **bar))
         else:
             self._clips = [self.dataset[i] for i in tqdm(indices, **bar)]
 
@@ -45,3 +44,34 @@ class ClipPool(Dataset):
         if self._clips is None:
             self.materialize()
         return self._clips[index]
+
+    def _render_in_workers(self, indices: range) -> Iterator[dict[str, Any]]:
+        """Yield the clips of `indices` in order, read by `workers` processes from a forkserver.
+
+        Not "fork": this runs inside trainer.fit, whose process has threads (Lightning, data loaders,
+        test runners) and Python SIGTERM handlers that only set a flag. A forked worker inherits both,
+        so it can wait forever on a lock another thread held at the fork, and Pool.terminate() cannot
+        kill it: the pool's exit then blocks for good. Forkserver workers start from a clean
+        single-threaded server with default signal handlers; the dataset travels once per worker.
+        """
+        try:
+            payload = pickle.dumps(self.dataset)
+        except Exception as error:  # noqa: BLE001 - any pickling failure means the same fix
+            raise TypeError(f"ClipPool(workers={self.workers}) sends the dataset {type(self.dataset).__name__} "
+                            f"to worker processes, but it cannot be pickled ({error}); "
+                            "set workers=1 to render in this process") from error
+        context = multiprocessing.get_context("forkserver")
+        with context.Pool(self.workers, initializer=_receive_dataset, initargs=(payload,)) as pool:
+            yield from pool.imap(_read_clip, indices, chunksize=8)
+
+
+_WORKER_DATASET: Any = None  # set once per pool worker by _receive_dataset
+
+
+def _receive_dataset(payload: bytes) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = pickle.loads(payload)
+
+
+def _read_clip(index: int) -> dict[str, Any]:
+    return _WORKER_DATASET[index]

@@ -14,13 +14,17 @@ from worldmodel.data.robust import SkipBadSamples
 from worldmodel.training.sampler import KeyedClips, ResumableShardedSampler
 
 
+_WORKER_STARTS = (None, "fork", "forkserver", "spawn")
+
+
 class WorldModelDataModule(pl.LightningDataModule):
     """Wraps a train and a validation clip dataset (any reader of the data contract)."""
 
     def __init__(self, train: Dataset, val: Dataset | None = None, batch_size: int = 8,
                  num_workers: int = 0, reference_choices: Sequence[int] = (0, 1, 2, 3),
                  reference_weights: Sequence[float] | None = None, pin_memory: bool = False,
-                 clip: Mapping[str, Any] | None = None, seed: int = 0) -> None:
+                 clip: Mapping[str, Any] | None = None, seed: int = 0,
+                 multiprocessing_context: str | None = None) -> None:
         super().__init__()
         # The clip settings both readers share (frames, fps, views, size); rollout reads them back.
         self.clip = dict(clip or {})
@@ -30,6 +34,12 @@ class WorldModelDataModule(pl.LightningDataModule):
         self.val_set = val
         self.batch_size = batch_size
         self.num_workers = num_workers
+        if multiprocessing_context not in _WORKER_STARTS:
+            raise ValueError(f"data.multiprocessing_context must be one of {sorted(map(str, _WORKER_STARTS))}, "
+                             f"got {multiprocessing_context!r}")
+        # None keeps torch's default (fork on Linux). Readers whose libraries run threads of their own
+        # (pyarrow for Waymo v2) are safer with forkserver: a forked worker can inherit a held lock.
+        self.multiprocessing_context = multiprocessing_context if num_workers > 0 else None
         self.pin_memory = pin_memory
         self.collate = ClipCollator(reference_choices, reference_weights)
         # Validation always predicts from one reference frame, the paper's main protocol.
@@ -63,7 +73,7 @@ class WorldModelDataModule(pl.LightningDataModule):
         return DataLoader(
             KeyedClips(SkipBadSamples(self.train_set)), batch_size=self.batch_size, sampler=self.train_sampler,
             num_workers=self.num_workers, collate_fn=self.collate, pin_memory=self.pin_memory, drop_last=True,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.num_workers > 0, multiprocessing_context=self.multiprocessing_context,
             # Its own generator keeps the loader from drawing on torch's global one (exact resume).
             generator=torch.Generator().manual_seed(self.seed))
 
@@ -94,4 +104,5 @@ class WorldModelDataModule(pl.LightningDataModule):
             return []
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           collate_fn=self.val_collate, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          multiprocessing_context=self.multiprocessing_context)

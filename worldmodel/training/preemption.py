@@ -69,6 +69,10 @@ class PreemptionCheckpoint(pl.Callback):
         log.warning("scontrol requeue %s %s", job, "done" if result.returncode == 0 else f"failed ({result.returncode})")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # The handler we replaced may be Lightning's, which Lightning itself removes in its teardown,
+        # possibly before this hook: putting it back then would leave it installed for good, and every
+        # process forked later would inherit a SIGTERM that no longer stops it.
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, handler)
         self._previous = {}
