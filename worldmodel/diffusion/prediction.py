@@ -5,19 +5,14 @@ and the velocity follows from z_tau = (1 - tau) z0 + tau eps as (z_tau - z0_hat)
 whose hidden size is smaller than its token's patch (the tiny preset on the 48-channel pixel codec:
 192 values per token, 96 hidden) cannot carry the noise through its bottleneck to output eps - z0,
 but it can output the clean, low-dimensional image: x-prediction with a velocity loss (Li & He,
-"Back to Basics: Let Denoising Generative Models Denoise", 2025). `reference_residual`: also the
-clean z0, but the network adds its output to the latest reference frame at or before each frame
-(zero before the first), so an untrained model already holds the scene still and training spends its
-few steps on what changes; the velocity follows as for `sample`.
+"Back to Basics: Let Denoising Generative Models Denoise", 2025).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-PREDICTIONS = ("velocity", "sample", "reference_residual")
-# Predictions whose output is the clean sample z0 (the network may build it from a reference frame).
-SAMPLE_PREDICTIONS = ("sample", "reference_residual")
+PREDICTIONS = ("velocity", "sample")
 # The 1 / tau of sample prediction is capped here so that nearly clean frames do not blow up the loss.
 MIN_TAU = 0.05
 
@@ -32,20 +27,7 @@ def output_to_velocity(output: torch.Tensor, z_tau: torch.Tensor, tau: torch.Ten
     """output, z_tau (B, T, ...) and tau (B, T) -> velocity eps - z0 (B, T, ...)."""
     if prediction == "velocity":
         return output
-    if prediction not in SAMPLE_PREDICTIONS:
+    if prediction != "sample":
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     tau = tau.reshape(*tau.shape, *([1] * (z_tau.dim() - tau.dim()))).to(output.dtype)  # (B, T, 1, ...)
     return (z_tau.to(output.dtype) - output) / tau.clamp(min=MIN_TAU)
-
-
-def latest_reference(latents: torch.Tensor, is_reference: torch.Tensor) -> torch.Tensor:
-    """For every frame, the latest reference frame at or before it; zeros before the first.
-
-    latents (B, T, ...) and is_reference (B, T) bool -> (B, T, ...)
-    """
-    b, t = is_reference.shape
-    frames = torch.arange(t, device=latents.device).expand(b, t)
-    source, _ = torch.where(is_reference.bool(), frames, -1).cummax(dim=1)  # (B, T): index, or -1
-    picked = latents.gather(1, source.clamp(min=0).reshape(b, t, *([1] * (latents.dim() - 2)))
-                            .expand_as(latents))
-    return picked * (source >= 0).reshape(b, t, *([1] * (latents.dim() - 2))).to(latents.dtype)

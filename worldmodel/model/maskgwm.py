@@ -10,7 +10,7 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from worldmodel.diffusion.prediction import PREDICTIONS, latest_reference
+from worldmodel.diffusion.prediction import PREDICTIONS
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES, ActionEmbedding
 from worldmodel.model.embeddings import FrameTimeEmbedding, TemporalPositionEmbedding
 from worldmodel.model.mask_token import MaskToken
@@ -94,9 +94,6 @@ class MaskGWM(ModelMixin, ConfigMixin):
                              f"num_action_scalars={num_action_scalars}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        if prediction == "reference_residual" and self.out_channels != in_channels:
-            raise ValueError(f"prediction=reference_residual adds the output to a reference latent, so "
-                             f"out_channels ({self.out_channels}) must equal in_channels ({in_channels})")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         if mr_decoder_layers is None:
@@ -215,7 +212,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         is_reference: torch.Tensor | None = None,
         mask_plan: MaskPlan | None = None,
     ) -> torch.Tensor:
-        """The output of every frame: velocity eps - z0, or the clean z0 (config.prediction).
+        """Velocity (eps - z0) of every frame.
 
         latents (B, T, V, C, H, W), tau (B, T) in [0, 1], actions (B, 19), action_valid (B, 5) bool,
         encoder_hidden_states (B, N, joint_dim), pooled_projections (B, pooled_dim), is_reference (B, T)
@@ -254,11 +251,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
                                        self.num_encoder_layers, len(self.transformer_blocks))
 
         x = self.proj_out(self.norm_out(x, temb))  # ((B T V), N, p*p*C)
-        out = rearrange(x, "(b t v) (h w) (p q c) -> b t v c (h p) (w q)",
-                        b=b, t=t, v=v, h=grid[0], w=grid[1], p=p, q=p)
-        if self.config.prediction == "reference_residual":
-            out = out + latest_reference(latents, is_reference).to(out.dtype)
-        return out
+        return rearrange(x, "(b t v) (h w) (p q c) -> b t v c (h p) (w q)",
+                         b=b, t=t, v=v, h=grid[0], w=grid[1], p=p, q=p)
 
     def embed_spatial(self, latents: torch.Tensor, tau: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
                       pooled_projections: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
