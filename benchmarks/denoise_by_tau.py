@@ -2,7 +2,7 @@
 
 `python -m benchmarks.denoise_by_tau <export or .ckpt> [--clips 8] [--seed 0]`
 
-Held-out procedural test clips, 1 clean reference frame, every later frame noised to the same tau
+Held-out test clips of the checkpoint's own reader, 1 clean reference frame, every later frame noised to the same tau
 (as in training); the network's clean-frame estimate x0_hat = z_tau - tau * v is decoded and scored
 against the real frames (PSNR on [0, 1] pixels, frames after the reference). A network whose x0_hat
 improves steadily as tau falls is a working denoiser; if its sampled videos still look wrong, the fault
@@ -18,8 +18,8 @@ import torch
 from worldmodel.checkpoint import load_world_model
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
-from worldmodel.data.synthetic import SyntheticDriving
 from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
+from worldmodel.rollout.run import held_out_dataset
 from worldmodel.viz.tensors import from_uint8
 
 TAUS = (1.0, 0.9, 0.7, 0.5, 0.3, 0.1)
@@ -40,9 +40,8 @@ def main() -> None:
 
     loaded = load_world_model(args.checkpoint)
     model, codec = loaded.model.eval(), loaded.codec
-    clip = loaded.config["data"]["clip"]
-    dataset = SyntheticDriving(num_clips=args.clips, num_frames=int(clip["num_frames"]), size=tuple(clip["size"]),
-                               fps=float(clip["fps"]), split="test")
+    num_frames = int(loaded.config["data"]["clip"]["num_frames"])
+    dataset = held_out_dataset(loaded, "test", num_frames, needed=args.clips)
     clips = [dataset[i] for i in range(args.clips)]
     real = from_uint8(torch.from_numpy(np.stack([np.asarray(c["frames"]) for c in clips])))  # (B, T, V, 3, H, W)
     with torch.no_grad():

@@ -33,14 +33,15 @@ class WorldModelDataModule(pl.LightningDataModule):
         self.train_set = train
         self.val_set = val
         self.batch_size = batch_size
-        self.num_workers = num_workers
         if multiprocessing_context not in _WORKER_STARTS:
             raise ValueError(f"data.multiprocessing_context must be one of {sorted(map(str, _WORKER_STARTS))}, "
                              f"got {multiprocessing_context!r}")
-        # None keeps torch's default (fork on Linux). Readers whose libraries run threads of their own
-        # (pyarrow for Waymo v2) are safer with forkserver: a forked worker can inherit a held lock.
-        self.multiprocessing_context = multiprocessing_context if num_workers > 0 else None
-        self.pin_memory = pin_memory
+        # What both loaders share about their worker processes. A context of None keeps torch's default
+        # (fork on Linux); readers whose libraries run threads of their own (pyarrow for Waymo v2) are
+        # safer with forkserver: a forked worker can inherit a held lock.
+        self._worker_options = dict(num_workers=num_workers, pin_memory=pin_memory,
+                                    persistent_workers=num_workers > 0,
+                                    multiprocessing_context=multiprocessing_context if num_workers > 0 else None)
         self.collate = ClipCollator(reference_choices, reference_weights)
         # Validation always predicts from one reference frame, the paper's main protocol.
         self.val_collate = ClipCollator((1,))
@@ -72,8 +73,7 @@ class WorldModelDataModule(pl.LightningDataModule):
             self.train_sampler.resume_at(**self._resume)
         return DataLoader(
             KeyedClips(SkipBadSamples(self.train_set)), batch_size=self.batch_size, sampler=self.train_sampler,
-            num_workers=self.num_workers, collate_fn=self.collate, pin_memory=self.pin_memory, drop_last=True,
-            persistent_workers=self.num_workers > 0, multiprocessing_context=self.multiprocessing_context,
+            collate_fn=self.collate, drop_last=True, **self._worker_options,
             # Its own generator keeps the loader from drawing on torch's global one (exact resume).
             generator=torch.Generator().manual_seed(self.seed))
 
@@ -102,7 +102,5 @@ class WorldModelDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          collate_fn=self.val_collate, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0,
-                          multiprocessing_context=self.multiprocessing_context)
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.val_collate,
+                          **self._worker_options)
