@@ -132,3 +132,53 @@ def test_sampler_never_asks_for_mask_reconstruction():
         model, torch.randn(1, 1, 1, 16, 8, 8), 3, torch.randn(1, 19), torch.ones(1, 5, dtype=torch.bool))
     assert out.shape == (1, 3, 1, 16, 8, 8) and torch.isfinite(out).all()
     assert plans == [None, None]
+
+
+@pytest.mark.parametrize("churn", [0.5, 1.0])
+def test_churn_with_the_oracle_still_lands_exactly_on_the_clip(churn):
+    """Fresh noise changes the path, never the end: an exact clean-frame estimate is reached at tau = 0."""
+    z0 = clip()
+    sampler = FlowEulerSampler(num_steps=6, cfg_scale=1.0, churn=churn)
+    out = sampler.sample(StraightLineOracle(z0), z0[:, :1], num_frames=5, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(out, z0, atol=1e-5)
+
+
+def test_churn_step_golden_values():
+    """churn 0 is the Euler step; churn 1 is the clean estimate re-noised with the fresh draw alone."""
+    z, v = torch.randn(1, 2, 1, 3, 4, 4), torch.randn(1, 2, 1, 3, 4, 4)
+    tau, tau_next = 0.8, 0.5
+    euler = FlowEulerSampler(churn=0.0)._step(z, v, tau, tau_next, torch.Generator().manual_seed(0))
+    assert torch.allclose(euler, z + (tau_next - tau) * v)
+    fresh = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    renoised = FlowEulerSampler(churn=1.0)._step(z, v, tau, tau_next, torch.Generator().manual_seed(0))
+    assert torch.allclose(renoised, (1 - tau_next) * (z - tau * v) + tau_next * fresh, atol=1e-6)
+    half = FlowEulerSampler(churn=0.6)._step(z, v, tau, tau_next, torch.Generator().manual_seed(0))
+    noise_estimate = z + (1 - tau) * v
+    assert torch.allclose(half, (1 - tau_next) * (z - tau * v) + tau_next * (0.8 * noise_estimate + 0.6 * fresh),
+                          atol=1e-6)
+
+
+def test_churn_noise_per_item_does_not_depend_on_batch_mates():
+    torch.manual_seed(0)
+    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).eval()
+    with torch.no_grad():
+        for block in model.temporal_blocks:
+            block.adaLN_modulation[-1].weight.normal_(std=0.1)
+    sampler = FlowEulerSampler(num_steps=3, cfg_scale=1.0, churn=1.0)
+    reference = torch.randn(2, 1, 1, 16, 8, 8)
+
+    def generators(*seeds):
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    pair = sampler.sample(model, reference, 3, generator=generators(5, 6))
+    alone = sampler.sample(model, reference[1:], 3, generator=generators(6))
+    assert torch.allclose(pair[1:], alone, atol=1e-5)
+    assert torch.equal(sampler.sample(model, reference, 3, generator=generators(5, 6)), pair)
+    assert not torch.allclose(sampler.sample(model, reference, 3, generator=generators(5, 7))[1:], alone)
+    with pytest.raises(ValueError, match="generators for a batch"):
+        sampler.sample(model, reference, 3, generator=generators(5))
+
+
+def test_churn_must_be_a_fraction():
+    with pytest.raises(ValueError, match="churn"):
+        FlowEulerSampler(churn=1.5)

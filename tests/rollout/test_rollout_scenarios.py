@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors import safe_open
 
 from worldmodel.config import compose_config
@@ -41,15 +42,20 @@ def test_horizon_and_fps_give_the_frame_count_and_every_file(tiny_export: Path, 
     assert not list(tmp_path.rglob(".*tmp-*")), "temporary files left behind"
 
 
-def test_fixed_seed_gives_the_same_rollout_alone_or_batched(tiny_export: Path, tmp_path: Path) -> None:
-    _run(tiny_export, tmp_path / "a", "scenario=straight_cruise", "horizon_s=1.5")
-    _run(tiny_export, tmp_path / "b", "scenario=[straight_cruise,brake_to_stop]", "horizon_s=1.5", "batch_size=2")
+@pytest.mark.parametrize("sampler", [("churn=0",), ("num_steps=3", "churn=1.0")], ids=["ode", "churn"])
+def test_fixed_seed_gives_the_same_rollout_alone_or_batched(tiny_export: Path, tmp_path: Path,
+                                                            sampler: tuple[str, ...]) -> None:
+    """Also with fresh noise at every sampler step: each scenario draws it from its own generator."""
+    _run(tiny_export, tmp_path / "a", "scenario=straight_cruise", "horizon_s=1.5", *sampler)
+    _run(tiny_export, tmp_path / "b", "scenario=[straight_cruise,brake_to_stop]", "horizon_s=1.5", "batch_size=2",
+         *sampler)
     first = _latents(tmp_path / "a" / "straight_cruise" / "latents.safetensors")
     again = _latents(tmp_path / "b" / "straight_cruise" / "latents.safetensors")
     np.testing.assert_allclose(first, again, atol=1e-4)  # batch mates do not change a scenario's noise
     other = _latents(tmp_path / "b" / "brake_to_stop" / "latents.safetensors")
     assert not np.allclose(first[1:], other[1:])
-    _run(tiny_export, tmp_path / "c", "scenario=straight_cruise", "horizon_s=1.5")
+    _run(tiny_export, tmp_path / "c", "scenario=straight_cruise", "horizon_s=1.5", *sampler)
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["sampler_churn"] == float(sampler[-1][6:])
     assert np.array_equal(first, _latents(tmp_path / "c" / "straight_cruise" / "latents.safetensors"))
     assert (read_video(tmp_path / "a" / "straight_cruise" / "generated.mp4")
             == read_video(tmp_path / "c" / "straight_cruise" / "generated.mp4")).all()
@@ -66,6 +72,12 @@ def test_multiview_rollout_writes_every_camera_and_the_rig_mosaic(mview_export: 
     assert _latents(folder / "latents.safetensors").shape[:2] == (8, 6)
     page = (folder / "report.html").read_text()
     assert all(f'src="{camera}.mp4"' in page for camera in cameras)
+
+
+def test_sampler_override_out_of_range_is_named(tiny_export: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"churn must be in \[0, 1\]"):
+        _run(tiny_export, tmp_path, "scenario=straight_cruise", "churn=2")
+    assert not (tmp_path / "straight_cruise").exists()
 
 
 def test_clip_batch_mode_still_runs_without_a_scenario(tiny_export: Path, tmp_path: Path) -> None:

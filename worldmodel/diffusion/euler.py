@@ -1,11 +1,24 @@
 """Flow-matching Euler sampler with per-frame diffusion time and classifier-free guidance over actions."""
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
+
+
+def gaussian(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None,
+             device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal noise of `shape`; with one generator per batch item, item i comes from generator i alone,
+    so a sample's noise does not depend on its batch mates."""
+    if not isinstance(generator, Sequence):
+        return torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+    return torch.stack([torch.randn(shape[1:], generator=g, device=g.device) for g in generator]).to(device, dtype)
 
 
 #################################################################################
@@ -19,18 +32,27 @@ class FlowEulerSampler:
     tau' = shift * tau / (1 + (shift - 1) * tau) (shift > 1 spends more steps at high noise).
     With actions, every step runs the conditional and the unconditional (all action groups invalid)
     batch in one forward and uses uncond + cfg_scale * (cond - uncond).
+    `churn` in [0, 1] re-draws part of the noise at every step (0: the deterministic Euler ODE step).
+    With clean-frame estimate x0 = z - tau v and noise estimate e = z + (1 - tau) v, a step goes to
+    (1 - tau') x0 + tau' (sqrt(1 - churn^2) e + churn n), n fresh Gaussian noise; churn = 0 gives exactly
+    z + (tau' - tau) v. Why: a small model's errors in x0 also land in e, and the ODE feeds them back
+    step after step as if they were noise; fresh noise keeps every step's input Gaussian-noised as in
+    training, so the errors do not compound.
     Mask reconstruction is training-only: the sampler never passes a mask plan, so the model always
     runs on the full token grid.
     """
 
-    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0):
+    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0, churn: float = 0.0):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
+        if not 0.0 <= churn <= 1.0:
+            raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
         self.num_steps = num_steps
         self.cfg_scale = cfg_scale
         self.shift = shift
+        self.churn = churn
 
     def schedule(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """(num_steps + 1,) diffusion times from 1 down to 0."""
@@ -40,12 +62,14 @@ class FlowEulerSampler:
     @torch.no_grad()
     def sample(self, model: nn.Module, reference: torch.Tensor, num_frames: int,
                actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               noise: torch.Tensor | None = None,
                progress: bool = False) -> torch.Tensor:
         """reference (B, K, V, C, H, W) clean latents, K >= 0 -> (B, num_frames, V, C, H, W).
 
         actions (B, 19) or None, action_valid (B, 5) bool or None (all valid when actions are given),
-        noise (B, num_frames - K, V, C, H, W) or None (drawn with `generator`).
+        noise (B, num_frames - K, V, C, H, W) or None (drawn with `generator`); `generator` is one generator
+        or one per batch item, and also draws the fresh noise of `churn`.
         """
         b, k, v, c, h, w = reference.shape
         num_new = num_frames - k
@@ -54,7 +78,7 @@ class FlowEulerSampler:
         device, dtype = reference.device, reference.dtype
         new_shape = (b, num_new, v, c, h, w)
         if noise is None:
-            noise = torch.randn(new_shape, device=device, dtype=dtype, generator=generator)
+            noise = gaussian(new_shape, generator, device, dtype)
         elif tuple(noise.shape) != new_shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {new_shape}")
 
@@ -84,5 +108,16 @@ class FlowEulerSampler:
                 out = model(latents, tau_frames, actions=actions, action_valid=action_valid,
                             is_reference=is_reference)
                 velocity = output_to_velocity(out, latents, tau_frames, prediction)
-            z = z + (tau_next - tau).to(dtype) * velocity[:, k:]
+            z = self._step(z, velocity[:, k:], float(tau), float(tau_next), generator)
         return torch.cat([reference, z], dim=1)  # (B, T, V, C, H, W)
+
+    def _step(self, z: torch.Tensor, velocity: torch.Tensor, tau: float, tau_next: float,
+              generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+        """One step tau -> tau_next of the new frames z (B, N, V, C, H, W) given their velocity."""
+        if self.churn == 0.0 or tau_next == 0.0:
+            return z + (tau_next - tau) * velocity
+        clean = z - tau * velocity
+        noise = z + (1 - tau) * velocity
+        fresh = gaussian(tuple(z.shape), generator, z.device, z.dtype)
+        mixed = (1 - self.churn**2) ** 0.5 * noise + self.churn * fresh
+        return (1 - tau_next) * clean + tau_next * mixed

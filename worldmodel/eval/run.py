@@ -79,7 +79,8 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "reference_frames_scored": False, "fps": rig.fps, "size": list(rig.size),
             "chunk_frames": schedule.chunk_frames, "carry_frames": schedule.carry_frames, "chunks": schedule.num_chunks,
             "segments": [{"label": label, "first_frame": a, "end_frame": b} for label, a, b in seg],
-            "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "precision": str(precision or "float32"),
+            "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
+            "precision": str(precision or "float32"),
             "noise_seed_of_video_i": f"{protocol.seed} + i",
             "fid_features": f"Inception-v3 TF 2015-12-05 pool3 2048-d, bilinear antialiased resize to "
                             f"{INCEPTION_SIZE}x{INCEPTION_SIZE}, x/128-1",
@@ -116,7 +117,7 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     protocol = EvalProtocol.from_config(OmegaConf.to_container(cfg.protocol, resolve=True))
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale)
+    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn)
     rig = ModelRig.from_run_config(loaded.config)
     frames = protocol.video_frames(rig.fps)
     k = protocol.first_reference
@@ -148,7 +149,7 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = protocol.fingerprint(
         checkpoint=str(loaded.source), step=loaded.step, sampler_steps=sampler.num_steps,
-        cfg_scale=sampler.cfg_scale, clips=indices, frames=frames, size=list(rig.size), precision=str(precision))
+        cfg_scale=sampler.cfg_scale, churn=sampler.churn, clips=indices, frames=frames, size=list(rig.size), precision=str(precision))
     accumulator = new_accumulator()
     state = EvalState(_state_path(run_dir, shard, shards), fingerprint)
     state.restore(accumulator, resume=bool(cfg.resume))

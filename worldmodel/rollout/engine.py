@@ -72,20 +72,13 @@ class RolloutEngine:
         Under the engine's autocast; `generator` is one generator or one per batch item.
         """
         s = self.schedule
-        kwargs: dict = {}
-        if isinstance(generator, Sequence):
-            # One generator per batch item: a scenario's noise does not depend on its batch mates.
-            b, k = refs.shape[:2]
-            if len(generator) != b:
-                raise ValueError(f"got {len(generator)} generators for a batch of {b}")
-            shape = (s.chunk_frames - k, *refs.shape[2:])
-            kwargs["noise"] = torch.stack([torch.randn(shape, generator=g, device=g.device) for g in generator]
-                                          ).to(refs.device, refs.dtype)
-        else:
-            kwargs["generator"] = generator
+        # With one generator per batch item, the sampler draws each item's noise from its own generator:
+        # a scenario's video does not depend on its batch mates.
+        if isinstance(generator, Sequence) and len(generator) != refs.shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {refs.shape[0]}")
         with torch.autocast(refs.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, **kwargs)
+            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator)
         return chunk.to(refs.dtype)
 
     @torch.no_grad()

@@ -80,10 +80,13 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
     return [dataset[i] for i in range(cfg.clips.first_clip, cfg.clips.first_clip + cfg.clips.num_clips)]
 
 
-def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None) -> Any:
-    """A copy of the checkpoint's sampler with `num_steps` / `cfg_scale` replaced where they are not None."""
+def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None,
+                           churn: float | None = None) -> Any:
+    """A copy of the checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` replaced where they are not None."""
     sampler = copy.copy(sampler)
-    for key, value in (("num_steps", num_steps), ("cfg_scale", cfg_scale)):
+    if churn is not None and not 0.0 <= float(churn) <= 1.0:
+        raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
+    for key, value in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn)):
         if value is not None:
             setattr(sampler, key, type(getattr(sampler, key))(value))
     return sampler
@@ -145,14 +148,15 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale)
+    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn)
     rig = ModelRig.from_run_config(loaded.config)
     jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
     run_dir.mkdir(parents=True, exist_ok=True)
     precision = autocast_dtype(cfg.precision, device)
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
-            "cfg_scale": sampler.cfg_scale, "config": OmegaConf.to_container(cfg, resolve=True)}
+            "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
+            "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
     for schedule, job in jobs:
@@ -172,7 +176,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                 "chunk_frames": schedule0.chunk_frames, "frames": outcomes[0].job.num_frames,
                 "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
                 "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
-                "cfg_scale": sampler.cfg_scale, "checkpoint_step": loaded.step}
+                "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "checkpoint_step": loaded.step}
     metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
     videos = [p for o in outcomes for p in (o.files.mosaic, o.files.side_by_side) if p is not None]

@@ -199,14 +199,15 @@ class WorldModelEnv(DrivingEnv):
     """Closed-loop simulation in a trained world model: `checkpoint` is an export folder, a .ckpt or a loaded model."""
 
     def __init__(self, checkpoint: str | Path | LoadedWorldModel, *, device: str = "auto", precision: str = "auto",
-                 num_steps: int | None = None, cfg_scale: float | None = None, **kwargs: Any) -> None:
+                 num_steps: int | None = None, cfg_scale: float | None = None, churn: float | None = None,
+                 **kwargs: Any) -> None:
         if isinstance(checkpoint, LoadedWorldModel):
             self.device = next(checkpoint.model.parameters()).device
             self.loaded = checkpoint
         else:
             self.device = pick_device(device)
             self.loaded = load_world_model(checkpoint, device=self.device)
-        self.sampler = with_sampler_overrides(self.loaded.sampler, num_steps, cfg_scale)  # stays with this env
+        self.sampler = with_sampler_overrides(self.loaded.sampler, num_steps, cfg_scale, churn)  # stays with this env
         super().__init__(ModelRig.from_run_config(self.loaded.config), **kwargs)
         # Each step samples one chunk of the model's training length; the engine holds sampler and autocast.
         self.engine = RolloutEngine(self.loaded.model, self.sampler, ChunkSchedule(

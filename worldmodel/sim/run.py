@@ -67,7 +67,8 @@ def simulate(cfg: DictConfig) -> SimResult:
     loaded = load_world_model(cfg.checkpoint, device=pick_device(cfg.device))
     env_kwargs = dict(horizon_s=float(cfg.horizon_s), chunk_s=float(cfg.chunk_s), carry_frames=int(cfg.carry_frames),
                       first_reference=int(cfg.first_reference), action_mode=cfg.action_mode,
-                      precision=cfg.precision, num_steps=cfg.num_steps, cfg_scale=cfg.cfg_scale)
+                      precision=cfg.precision, num_steps=cfg.num_steps, cfg_scale=cfg.cfg_scale,
+                      churn=cfg.churn)
     env: gym.Env = WorldModelEnv(loaded, **env_kwargs)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.record:
@@ -78,8 +79,10 @@ def simulate(cfg: DictConfig) -> SimResult:
         summaries.append(run_episode(env, policy, int(cfg.seed) + i, scenario))
     env.close()
     recorded = list(env.recorded) if isinstance(env, RecordEpisodes) else []
+    sampler = env.unwrapped.sampler  # the checkpoint's, with this run's overrides
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "policy": str(cfg.policy),
-            "sampler_steps": loaded.sampler.num_steps, "cfg_scale": loaded.sampler.cfg_scale,
+            "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale,
+            "sampler_churn": sampler.churn,
             "config": OmegaConf.to_container(cfg, resolve=True)}
     atomic_write_json(run_dir / "episodes.json", {**base, "episodes": summaries,
                                                   "recorded": [str(p) for p in recorded]})
