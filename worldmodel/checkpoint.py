@@ -133,7 +133,8 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> Lo
     if source.is_dir():
         info, model_dir = _read_export(source)
         config, step = info["config"], int(info.get("step", 0))
-        model = MaskGWM.from_pretrained(model_dir)
+        # accelerate is not a dependency; saying so keeps diffusers from warning about it on every load.
+        model = MaskGWM.from_pretrained(model_dir, low_cpu_mem_usage=False)
     else:
         checkpoint = _read_lightning(source)
         config, step = checkpoint["worldmodel"]["config"], int(checkpoint.get("global_step", 0))

@@ -73,7 +73,8 @@ class DiffusersVAECodec(LatentCodec):
         torch_dtype = _DTYPES[dtype]
         if pretrained_path is not None:
             folder = resolve_vae_folder(pretrained_path, subfolder)
-            vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=torch_dtype)
+            vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=torch_dtype,
+                                                low_cpu_mem_usage=False)
         else:
             vae = AutoencoderKL.from_config(_plain(config)).to(torch_dtype)
         # Frozen: the codec is a fixed coordinate system for the world model, never trained here.
