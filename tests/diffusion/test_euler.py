@@ -88,13 +88,20 @@ def test_guidance_skipped(cfg_scale, actions, valid, velocity, batch):
     assert probe.batch_sizes == [batch] * 3
 
 
-def test_tiny_model_sampling_is_deterministic_and_keeps_references():
+def tiny_model_with_open_gates() -> nn.Module:
+    """The tiny preset with its zero-initialised temporal gates and action projection made non-zero,
+    so that references, noise and actions all reach the output."""
     torch.manual_seed(0)
     model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).eval()
     with torch.no_grad():
         for block in model.temporal_blocks:
             block.adaLN_modulation[-1].weight.normal_(std=0.1)
         model.action_embedding.proj.weight.normal_(std=0.05)
+    return model
+
+
+def test_tiny_model_sampling_is_deterministic_and_keeps_references():
+    model = tiny_model_with_open_gates()
     sampler = instantiate(OmegaConf.load(CONF / "sampler" / "euler.yaml"), num_steps=3)
     reference = torch.randn(2, 2, 1, 16, 8, 8)
     actions, valid = torch.randn(2, 19), torch.ones(2, 5, dtype=torch.bool)
@@ -159,11 +166,7 @@ def test_churn_step_golden_values():
 
 
 def test_churn_noise_per_item_does_not_depend_on_batch_mates():
-    torch.manual_seed(0)
-    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).eval()
-    with torch.no_grad():
-        for block in model.temporal_blocks:
-            block.adaLN_modulation[-1].weight.normal_(std=0.1)
+    model = tiny_model_with_open_gates()
     sampler = FlowEulerSampler(num_steps=3, cfg_scale=1.0, churn=1.0)
     reference = torch.randn(2, 1, 1, 16, 8, 8)
 
@@ -182,3 +185,14 @@ def test_churn_noise_per_item_does_not_depend_on_batch_mates():
 def test_churn_must_be_a_fraction():
     with pytest.raises(ValueError, match="churn"):
         FlowEulerSampler(churn=1.5)
+
+
+def test_replace_makes_a_validated_copy():
+    sampler = FlowEulerSampler(num_steps=30, cfg_scale=4.0)
+    fewer = sampler.replace(num_steps=10, churn=1)
+    assert (fewer.num_steps, fewer.cfg_scale, fewer.churn) == (10, 4.0, 1.0)
+    assert (sampler.num_steps, sampler.churn) == (30, 0.0)
+    with pytest.raises(ValueError, match="num_steps"):
+        sampler.replace(num_steps=0)
+    with pytest.raises(ValueError, match="no setting 'steps'"):
+        sampler.replace(steps=10)

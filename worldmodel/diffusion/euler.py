@@ -49,10 +49,18 @@ class FlowEulerSampler:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= churn <= 1.0:
             raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
-        self.num_steps = num_steps
-        self.cfg_scale = cfg_scale
-        self.shift = shift
-        self.churn = churn
+        self.num_steps = int(num_steps)
+        self.cfg_scale = float(cfg_scale)
+        self.shift = float(shift)
+        self.churn = float(churn)
+
+    def replace(self, **changes: float) -> "FlowEulerSampler":
+        """A new sampler with the given settings changed, validated as at construction."""
+        settings = dict(num_steps=self.num_steps, cfg_scale=self.cfg_scale, shift=self.shift, churn=self.churn)
+        unknown = sorted(set(changes) - set(settings))
+        if unknown:
+            raise ValueError(f"FlowEulerSampler has no setting {unknown[0]!r}; settings: {sorted(settings)}")
+        return type(self)(**{**settings, **changes})
 
     def schedule(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """(num_steps + 1,) diffusion times from 1 down to 0."""

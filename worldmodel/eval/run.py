@@ -149,7 +149,8 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = protocol.fingerprint(
         checkpoint=str(loaded.source), step=loaded.step, sampler_steps=sampler.num_steps,
-        cfg_scale=sampler.cfg_scale, churn=sampler.churn, clips=indices, frames=frames, size=list(rig.size), precision=str(precision))
+        cfg_scale=sampler.cfg_scale, churn=sampler.churn, clips=indices, frames=frames, size=list(rig.size),
+        precision=str(precision))
     accumulator = new_accumulator()
     state = EvalState(_state_path(run_dir, shard, shards), fingerprint)
     state.restore(accumulator, resume=bool(cfg.resume))

@@ -74,8 +74,6 @@ class RolloutEngine:
         s = self.schedule
         # With one generator per batch item, the sampler draws each item's noise from its own generator:
         # a scenario's video does not depend on its batch mates.
-        if isinstance(generator, Sequence) and len(generator) != refs.shape[0]:
-            raise ValueError(f"got {len(generator)} generators for a batch of {refs.shape[0]}")
         with torch.autocast(refs.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator)

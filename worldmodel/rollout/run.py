@@ -6,7 +6,6 @@ trained on. Every run gets its own folder (scenario name, or clip000, clip001, .
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 import time
@@ -82,14 +81,11 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
 
 def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None,
                            churn: float | None = None) -> Any:
-    """A copy of the checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` replaced where they are not None."""
-    sampler = copy.copy(sampler)
-    if churn is not None and not 0.0 <= float(churn) <= 1.0:
-        raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
-    for key, value in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn)):
-        if value is not None:
-            setattr(sampler, key, type(getattr(sampler, key))(value))
-    return sampler
+    """The checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` replaced where they are not None
+    (a new sampler, validated as at construction; the checkpoint's own is left as it is)."""
+    changes = {k: v for k, v in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn))
+               if v is not None}
+    return sampler.replace(**changes)
 
 
 def _scenario_names(value: Any) -> list[str]:
