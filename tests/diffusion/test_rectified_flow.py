@@ -119,6 +119,25 @@ def test_loss_is_the_mse_of_predicted_frames():
     assert logs["loss"] == loss.detach() and "action_keep_rate" not in logs
 
 
+def test_sample_space_loss_is_the_clean_latent_mse():
+    latents = clip(b=2, t=3)
+    flow = RectifiedFlow(loss_space="sample")
+    gen = torch.Generator().manual_seed(7)
+    loss, _ = flow.training_loss(LinearVelocity(), latents, torch.tensor([1, 0]), generator=gen)
+    gen = torch.Generator().manual_seed(7)
+    tau = flow.sample_tau(2, generator=gen)
+    eps = torch.randn(latents.shape, generator=gen)
+    mask = torch.tensor([[False, True, True], [True, True, True]])
+    tau_frames = torch.where(mask, tau[:, None], torch.zeros(2, 3))
+    z_tau = flow.add_noise(latents, eps, tau_frames)
+    # The clean latent the velocity implies, z_tau - tau v_hat, against the true one.
+    z0_hat = z_tau - tau_frames[..., None, None, None, None] * (0.5 * z_tau)
+    expected = (z0_hat - latents)[mask].square().mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="loss_space"):
+        RectifiedFlow(loss_space="x0")
+
+
 def test_loss_trains_the_tiny_model():
     torch.manual_seed(0)
     model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml"))

@@ -38,7 +38,12 @@ def test_horizon_and_fps_give_the_frame_count_and_every_file(tiny_export: Path, 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["scenario"]["name"] == "left_turn" and manifest["seed"] == 0 and manifest["frames"] == expected
     assert manifest["sampler_steps"] == 1 and "seconds_generate_batch" in manifest["timings"]
-    assert len(result.runs[0].metrics["psnr_model_per_frame"]) == expected - 1
+    metrics = result.runs[0].metrics
+    assert len(metrics["psnr_model_per_frame"]) == expected - 1
+    # The motion seen in the generated and the true front video, next to the scripted track's (1.5 s of driving).
+    assert {"distance_m_generated", "distance_m_ground_truth", "turn_deg_commanded"} <= set(metrics)
+    assert metrics["distance_m_commanded"] > 5.0
+    assert json.loads((folder / "metrics.json").read_text())["distance_m_commanded"] == metrics["distance_m_commanded"]
     assert not list(tmp_path.rglob(".*tmp-*")), "temporary files left behind"
 
 

@@ -91,5 +91,6 @@ def test_kinematic_script_for_data_sources_turns_left(tmp_path) -> None:
     schedule = ChunkSchedule.for_horizon(8, 1, 3, 30)
     job = files_job(scenario, scenario.source, RIG, schedule, 1, 30)
     assert job.reference.shape == (1, 1, 32, 64, 3) and job.truth is None
+    assert job.front is None  # images come without a calibration, so no motion is measured in the video
     assert "lane_change_right" in {row["command"] for row in chunk_summary(job.plan)}
     assert isinstance(DatasetSource, type)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import CONF_DIR
+from worldmodel.rollout.motion import motion_line
 from worldmodel.rollout.run import rollout
 from worldmodel.rollout.yamlmarks import ScenarioError
 
@@ -28,6 +29,8 @@ def main(cfg: DictConfig) -> None:
             line += (f"  PSNR model {run.metrics['psnr_model']:.2f} dB, "
                      f"copy-last-frame {run.metrics['psnr_copy_last_frame']:.2f} dB")
         print(line)
+        if (motion := motion_line(run.metrics)) is not None:
+            print(f"  motion seen in CAM_FRONT: {motion}")
     m = result.metrics
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "

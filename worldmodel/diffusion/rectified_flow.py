@@ -10,6 +10,7 @@ from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 from worldmodel.model.masking import MaskPlan, merge_mask_plans, sample_mask_plan
 
 TIME_SAMPLINGS = ("logit_normal", "uniform")
+LOSS_SPACES = ("velocity", "sample")
 
 
 #################################################################################
@@ -39,7 +40,9 @@ class RectifiedFlow:
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
                  action_dropout: float = 0.15, loss_on_reference: bool = False, mr_probability: float = 0.0,
                  mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
-                 mr_tau_range: tuple[float, float] = (0.0, 1.0)):
+                 mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity"):
+        if loss_space not in LOSS_SPACES:
+            raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
         if time_sampling not in TIME_SAMPLINGS:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
         for name, value in (("action_dropout", action_dropout), ("mr_probability", mr_probability),
@@ -61,6 +64,7 @@ class RectifiedFlow:
         self.spatial_mask_prob = spatial_mask_prob
         self.also_unmasked_pass = also_unmasked_pass
         self.mr_tau_range = (lo, hi)
+        self.loss_space = loss_space
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
                    generator: Generators = None) -> torch.Tensor:
@@ -147,7 +151,9 @@ class RectifiedFlow:
             out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
                         is_reference=pick(is_reference), **extra)
             pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction)
-            return (pred.float() - pick(target).float()).square().mean(dim=(2, 3, 4, 5))  # (R, T)
+            err = (pred.float() - pick(target).float()).square().mean(dim=(2, 3, 4, 5))  # (R, T)
+            # z0_hat - z0 = -tau (v_hat - v): the clean-latent MSE is the velocity MSE times tau^2.
+            return err * pick(tau_frames).float().square() if self.loss_space == "sample" else err
 
         def mean_over(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return (err * w).sum() / w.sum().clamp(min=1.0)

@@ -17,6 +17,7 @@ from worldmodel.rollout.actions import stack_plans
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import RolloutJob
 from worldmodel.rollout.latents_file import StreamingSafetensors
+from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
 from worldmodel.viz import from_uint8, to_uint8
@@ -98,7 +99,8 @@ class BatchRunner:
             raise ValueError("a batch needs jobs of one length; group them by schedule and frame count")
         k = s.first_reference
         reference = encode_references(self.loaded, [j.reference for j in jobs], device)
-        writers = [RunWriter(f, j.cameras, j.fps, num_frames, k, j.truth is not None) for j, f in zip(jobs, folders)]
+        writers = [RunWriter(f, j.cameras, j.fps, num_frames, k, j.truth is not None,
+                             keep_camera=None if j.front is None else j.front.index) for j, f in zip(jobs, folders)]
         truths = [_truth_iter(j) for j in jobs]
         latent_shape = (num_frames, *reference.shape[2:])
         latent_files = [StreamingSafetensors(f / "latents.safetensors", "latents", latent_shape,
@@ -134,6 +136,9 @@ class BatchRunner:
         plot = plot_plan(folder / "action_plan.png", job.ego, starts_s, horizon_s, job.plan[: len(starts_s)],
                          title=f"{job.name}: ego plan per chunk")
         metrics = _metrics(files, seconds, batch, job.num_frames - s.first_reference)
+        if job.front is not None and files.front_generated is not None:
+            commanded = None if job.ego is None else job.ego.poses[: job.num_frames]
+            metrics.update(motion_metrics(files.front_generated, files.front_truth, job.front, job.fps, commanded))
         atomic_write_json(folder / "metrics.json", metrics)
         chunks = [{"starts_at_s": round(t, 2), **row} for t, row in zip(starts_s, chunk_summary(job.plan))]
         videos = [("generated (camera mosaic)" if len(job.cameras) > 1 else "generated", files.mosaic)]

@@ -9,6 +9,7 @@ import numpy as np
 
 from worldmodel.rollout.actions import recorded_chunk_actions
 from worldmodel.rollout.engine import ChunkActions, ChunkSchedule
+from worldmodel.rollout.motion import FrontCamera, front_camera
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RolloutJob:
     truth: Callable[[], Iterator[np.ndarray]] | None = None  # yields (v, h, w, 3) frames 0, 1, ...
     ego: EgoTrack | None = None
     info: dict[str, Any] = field(default_factory=dict)  # scenario or clip description for the manifest
+    front: FrontCamera | None = None  # calibrated front camera: the run then reports the motion seen in its video
 
 
 def plan_from_meta(meta: Mapping[str, Any], schedule: ChunkSchedule, size: tuple[int, int]) -> list[ChunkActions]:
@@ -92,7 +94,11 @@ def clip_job(name: str, clip: Mapping[str, Any], schedule: ChunkSchedule, first_
     if with_truth and frames.shape[0] >= num_frames:
         def truth() -> Iterator[np.ndarray]:
             yield from frames[:num_frames]
+    cameras = list(meta["cameras"])
+    # The procedural renderer centres pixel j at image coordinate j + 0.5; real cameras at j.
+    offset = 0.5 if meta.get("dataset") == "synthetic" else 0.0
     return RolloutJob(name=name, seed=seed, reference=frames[:first_reference],
-                      plan=plan_from_meta(meta, schedule, frames.shape[2:4]), cameras=list(meta["cameras"]),
+                      plan=plan_from_meta(meta, schedule, frames.shape[2:4]), cameras=cameras,
                       fps=float(meta["fps"]), num_frames=num_frames, truth=truth, ego=track_from_meta(meta),
-                      info=dict(info or {}, scene=str(meta.get("scene", ""))))
+                      info=dict(info or {}, scene=str(meta.get("scene", ""))),
+                      front=front_camera(cameras, meta.get("intrinsics"), meta.get("extrinsics"), offset))

@@ -83,13 +83,15 @@ class RunFiles:
     contact_sheet: Path
     psnr_model: list[float] = field(default_factory=list)
     psnr_copy_last_frame: list[float] = field(default_factory=list)
+    front_generated: np.ndarray | None = None  # (T, h, w, 3) the kept camera's frames, when one was asked for
+    front_truth: np.ndarray | None = None
 
 
 class RunWriter:
     """One rollout's outputs, filled frame by frame: per-camera mp4s, mosaic, side-by-side, sheet, PSNR."""
 
     def __init__(self, folder: Path, cameras: list[str], fps: float, num_frames: int, num_reference: int,
-                 with_truth: bool) -> None:
+                 with_truth: bool, keep_camera: int | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.cameras, self.num_reference = folder, cameras, num_reference
         self.camera_sinks = {c: VideoSink(folder / f"{c}.mp4", fps) for c in cameras}
@@ -102,6 +104,10 @@ class RunWriter:
         self.last_reference: np.ndarray | None = None
         self.psnr_model: list[float] = []
         self.psnr_copy: list[float] = []
+        # One camera's whole video is kept in memory (the front one, for the motion it shows).
+        self.keep_camera = keep_camera
+        self.kept_generated: list[np.ndarray] = []
+        self.kept_truth: list[np.ndarray] = []
         self.index = 0
 
     def _all_sinks(self) -> list[VideoSink]:
@@ -126,6 +132,10 @@ class RunWriter:
                 self.psnr_model.append(float(psnr(generated, truth).mean()))
                 # The baseline every world model must beat: hold the last reference frame still.
                 self.psnr_copy.append(float(psnr(self.last_reference, truth).mean()))
+        if self.keep_camera is not None:
+            self.kept_generated.append(generated[self.keep_camera])
+            if truth is not None:
+                self.kept_truth.append(truth[self.keep_camera])
         if i in self.sheet_indices:
             self.sheet_generated.append(gen_mosaic)
             if true_mosaic is not None:
@@ -154,4 +164,6 @@ class RunWriter:
         return RunFiles(cameras={c: s.path for c, s in self.camera_sinks.items()}, mosaic=self.mosaic.path,
                         side_by_side=self.side.path if self.side else None,
                         contact_sheet=self.folder / "contact_sheet.png", psnr_model=self.psnr_model,
-                        psnr_copy_last_frame=self.psnr_copy)
+                        psnr_copy_last_frame=self.psnr_copy,
+                        front_generated=np.stack(self.kept_generated) if self.kept_generated else None,
+                        front_truth=np.stack(self.kept_truth) if self.kept_truth else None)

@@ -19,6 +19,7 @@ from worldmodel.data.registry import open_dataset
 from worldmodel.data.synthetic import CAMERAS, WorldConfig, render_views, resolve_views, simulate_drive, world_for_script
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import EgoTrack, ModelRig, RolloutJob, clip_job, plan_from_meta
+from worldmodel.rollout.motion import front_camera
 from worldmodel.rollout.scenario import DatasetSource, FilesSource, ProceduralSource, Scenario
 from worldmodel.rollout.script import annotate_lane_changes, integrate_script, to_ego_script
 from worldmodel.rollout.yamlmarks import ScenarioError
@@ -70,7 +71,8 @@ def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, 
     world, log = drive_procedural(scenario, source, script, drive_duration(schedule, rig.fps), rig.fps)
     cameras = [c.name for c in resolve_views(rig.views)]
     track = EgoTrack(log.timestamps, log.poses, log.speeds, log.steering)
-    plan = _scripted_plan(track.meta(cameras, *_camera_calibration(cameras, rig.size)), script, schedule, rig)
+    calibration = _camera_calibration(cameras, rig.size)
+    plan = _scripted_plan(track.meta(cameras, *calibration), script, schedule, rig)
 
     def render(k: int) -> np.ndarray:
         return render_views(world, log.poses[k], float(log.timestamps[k]), cameras, rig.size)
@@ -81,7 +83,8 @@ def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, 
 
     reference = np.stack([render(k) for k in range(first_reference)])
     return RolloutJob(name=scenario.name, seed=scenario.seed, reference=reference, plan=plan, cameras=cameras,
-                      fps=rig.fps, num_frames=num_frames, truth=truth, ego=track, info=scenario.to_dict())
+                      fps=rig.fps, num_frames=num_frames, truth=truth, ego=track, info=scenario.to_dict(),
+                      front=front_camera(cameras, *calibration, pixel_offset=0.5))
 
 
 def _dataset_views(views: object) -> object:
