@@ -71,3 +71,9 @@ def test_motion_metrics_and_their_line() -> None:
     assert "commanded" in line
     assert set(motion_metrics(still, None, camera, RIG.fps, None)) == {"distance_m_generated", "turn_deg_generated"}
     assert motion_line({"psnr_model": 20.0}) is None
+    # No interval to align (one frame): no numbers, said as such, and JSON-safe (no NaN).
+    single = video[:1]
+    assert seen_motion(single, camera, RIG.fps) == pytest.approx((np.nan, np.nan), nan_ok=True)
+    empty = motion_metrics(single, None, camera, RIG.fps, None)
+    assert empty == {"distance_m_generated": None, "turn_deg_generated": None}
+    assert motion_line(empty) == "drove ? m turning ? deg"

@@ -63,13 +63,15 @@ def seen_motion(frames: np.ndarray, camera: FrontCamera, fps: float) -> tuple[fl
 
 
 def motion_metrics(generated: np.ndarray, truth: np.ndarray | None, camera: FrontCamera, fps: float,
-                   commanded_poses: np.ndarray | None) -> dict[str, float]:
+                   commanded_poses: np.ndarray | None) -> dict[str, float | None]:
     """Flat metrics: distance_m / turn_deg of the generated video, the ground truth and the commanded track.
+
+    None where the estimator could not align any interval (JSON has no NaN).
 
     generated, truth: uint8 (T, H, W, 3) front frames of the whole video (references included);
     commanded_poses: the ego track's poses (T, 3) at those frames, or None when the job has no ego states.
     """
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     sources: list[tuple[str, Any]] = [("generated", lambda: seen_motion(generated, camera, fps))]
     if truth is not None:
         sources.append(("ground_truth", lambda: seen_motion(truth, camera, fps)))
@@ -77,8 +79,8 @@ def motion_metrics(generated: np.ndarray, truth: np.ndarray | None, camera: Fron
         sources.append(("commanded", lambda: path_motion(commanded_poses)))
     for name, measure in sources:
         distance, turn = measure()
-        out[f"distance_m_{name}"] = round(distance, 2)
-        out[f"turn_deg_{name}"] = round(turn, 1)
+        out[f"distance_m_{name}"] = round(distance, 2) if np.isfinite(distance) else None
+        out[f"turn_deg_{name}"] = round(turn, 1) if np.isfinite(turn) else None
     return out
 
 
@@ -86,8 +88,11 @@ def motion_line(metrics: Mapping[str, Any]) -> str | None:
     """'drove 0.4 m turning 0.1 deg (ground truth 32.6 m, 50.6 deg; commanded ...)' or None without the metrics."""
     if "distance_m_generated" not in metrics:
         return None
-    line = f"drove {metrics['distance_m_generated']:.1f} m turning {metrics['turn_deg_generated']:.1f} deg"
-    others = [f"{label} {metrics[f'distance_m_{key}']:.1f} m, {metrics[f'turn_deg_{key}']:.1f} deg"
+    def number(value: float | None) -> str:
+        return "?" if value is None else f"{value:.1f}"
+
+    line = f"drove {number(metrics['distance_m_generated'])} m turning {number(metrics['turn_deg_generated'])} deg"
+    others = [f"{label} {number(metrics[f'distance_m_{key}'])} m, {number(metrics[f'turn_deg_{key}'])} deg"
               for key, label in (("ground_truth", "ground truth"), ("commanded", "commanded"))
               if f"distance_m_{key}" in metrics]
     return line + (f" ({'; '.join(others)})" if others else "")
