@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from worldmodel.eval.action_following import action_following
+from worldmodel.eval.ego_motion import pixel_offset_of
 from worldmodel.eval.gaussian import GaussianStats
 from worldmodel.eval.i3d import MIN_FRAMES
 from worldmodel.eval.psnr import psnr
@@ -160,11 +161,9 @@ class EvalAccumulator:
             return {}
         v = cameras.index("CAM_FRONT")
         extrinsics = meta.get("extrinsics")
-        # The procedural renderer puts pixel j's centre at image coordinate j + 0.5.
-        offset = 0.5 if meta.get("dataset") == "synthetic" else 0.0
         return {s: action_following(video[:, v], actions, np.asarray(meta["intrinsics"])[v], self.fps, origin_frame=0,
                                     camera_to_ego=None if extrinsics is None else np.asarray(extrinsics)[v],
-                                    pixel_offset=offset)
+                                    pixel_offset=pixel_offset_of(meta))
                 for s, video in videos.items()}
 
     # ------------------------------------------------------------------ state

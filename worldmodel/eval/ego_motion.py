@@ -1,7 +1,9 @@
 """Ego yaw rate and speed from a front-camera video: bird's-eye views of the road plane, aligned frame to frame."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,6 +68,11 @@ def align(previous: np.ndarray, current: np.ndarray, mask: np.ndarray) -> np.nda
     except cv2.error:
         return None
     return warp
+
+
+def pixel_offset_of(meta: Mapping[str, Any]) -> float:
+    """The `pixel_offset` of a clip's frames: the procedural renderer centres pixel j at j + 0.5, cameras at j."""
+    return 0.5 if meta.get("dataset") == "synthetic" else 0.0
 
 
 def estimate_ego_motion(frames: np.ndarray, intrinsics: np.ndarray, fps: float,

@@ -136,7 +136,7 @@ class BatchRunner:
         plot = plot_plan(folder / "action_plan.png", job.ego, starts_s, horizon_s, job.plan[: len(starts_s)],
                          title=f"{job.name}: ego plan per chunk")
         metrics = _metrics(files, seconds, batch, job.num_frames - s.first_reference)
-        if job.front is not None and files.front_generated is not None:
+        if job.front is not None:  # its writer kept the front camera's frames
             commanded = None if job.ego is None else job.ego.poses[: job.num_frames]
             metrics.update(motion_metrics(files.front_generated, files.front_truth, job.front, job.fps, commanded))
         atomic_write_json(folder / "metrics.json", metrics)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from worldmodel.eval.ego_motion import pixel_offset_of
 from worldmodel.rollout.actions import recorded_chunk_actions
 from worldmodel.rollout.engine import ChunkActions, ChunkSchedule
 from worldmodel.rollout.motion import FrontCamera, front_camera
@@ -95,10 +96,9 @@ def clip_job(name: str, clip: Mapping[str, Any], schedule: ChunkSchedule, first_
         def truth() -> Iterator[np.ndarray]:
             yield from frames[:num_frames]
     cameras = list(meta["cameras"])
-    # The procedural renderer centres pixel j at image coordinate j + 0.5; real cameras at j.
-    offset = 0.5 if meta.get("dataset") == "synthetic" else 0.0
     return RolloutJob(name=name, seed=seed, reference=frames[:first_reference],
                       plan=plan_from_meta(meta, schedule, frames.shape[2:4]), cameras=cameras,
                       fps=float(meta["fps"]), num_frames=num_frames, truth=truth, ego=track_from_meta(meta),
                       info=dict(info or {}, scene=str(meta.get("scene", ""))),
-                      front=front_camera(cameras, meta.get("intrinsics"), meta.get("extrinsics"), offset))
+                      front=front_camera(cameras, meta.get("intrinsics"), meta.get("extrinsics"),
+                                         pixel_offset_of(meta)))

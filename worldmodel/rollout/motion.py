@@ -71,14 +71,13 @@ def motion_metrics(generated: np.ndarray, truth: np.ndarray | None, camera: Fron
     generated, truth: uint8 (T, H, W, 3) front frames of the whole video (references included);
     commanded_poses: the ego track's poses (T, 3) at those frames, or None when the job has no ego states.
     """
-    out: dict[str, float | None] = {}
-    sources: list[tuple[str, Any]] = [("generated", lambda: seen_motion(generated, camera, fps))]
+    measured = {"generated": seen_motion(generated, camera, fps)}
     if truth is not None:
-        sources.append(("ground_truth", lambda: seen_motion(truth, camera, fps)))
+        measured["ground_truth"] = seen_motion(truth, camera, fps)
     if commanded_poses is not None:
-        sources.append(("commanded", lambda: path_motion(commanded_poses)))
-    for name, measure in sources:
-        distance, turn = measure()
+        measured["commanded"] = path_motion(commanded_poses)
+    out: dict[str, float | None] = {}
+    for name, (distance, turn) in measured.items():
         out[f"distance_m_{name}"] = round(distance, 2) if np.isfinite(distance) else None
         out[f"turn_deg_{name}"] = round(turn, 1) if np.isfinite(turn) else None
     return out
@@ -88,6 +87,7 @@ def motion_line(metrics: Mapping[str, Any]) -> str | None:
     """'drove 0.4 m turning 0.1 deg (ground truth 32.6 m, 50.6 deg; commanded ...)' or None without the metrics."""
     if "distance_m_generated" not in metrics:
         return None
+
     def number(value: float | None) -> str:
         return "?" if value is None else f"{value:.1f}"
 
