@@ -20,7 +20,7 @@ SCENARIO = "straight_cruise"
 
 
 def random_export(folder: str | Path, model: str = "tiny", views: str = "front", size: tuple[int, int] = (32, 64),
-                  num_frames: int = 8, num_steps: int = 1) -> Path:
+                  num_frames: int = 8, num_steps: int = 1, fps: float = 10.0) -> Path:
     """An export folder of a randomly initialised quickstart model (no training): enough to time and test rollout."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -30,7 +30,8 @@ def random_export(folder: str | Path, model: str = "tiny", views: str = "front",
 
     cfg = compose_config("train", [
         "experiment=quickstart", f"model={model}", f"data.clip.views={views}", f"data.clip.size=[{size[0]},{size[1]}]",
-        f"data.clip.num_frames={num_frames}", f"sampler.num_steps={num_steps}", f"run_dir={folder}"])
+        f"data.clip.num_frames={num_frames}", f"data.clip.fps={fps}", f"sampler.num_steps={num_steps}",
+        f"run_dir={folder}"])
     import torch
 
     torch.manual_seed(0)

@@ -1,6 +1,8 @@
 """Quickstart training steps/s on the CPU (the model, codec and data of `experiment=quickstart`).
 
-    python -m benchmarks.bench_train [--steps 30] [--threads 2]
+    python -m benchmarks.bench_train [--steps 30] [--threads 2] [--windows 1 3 5]
+
+One row per temporal attention window (`model.temporal_window`; the quickstart uses 3, the paper 1).
 """
 from __future__ import annotations
 
@@ -48,13 +50,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--windows", type=int, nargs="+", default=[3],
+                        help="temporal attention windows to time (quickstart: 3; the paper: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    r = measure(args.steps, [])
-    print(f"| preset | params | batch x frames @ size | train step (s) | steps/s | data batch (s, main process) |")
-    print(f"|---|---|---|---|---|---|")
-    print(f"| quickstart (tiny) | {r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ {r['size']} | "
-          f"{r['step_s']:.3f} | {r['steps_per_s']:.2f} | {r['batch_load_s']:.3f} |")
+    print(f"| preset | temporal window | params | batch x frames @ size | train step (s) | steps/s | "
+          f"data batch (s, main process) |")
+    print(f"|---|---|---|---|---|---|---|")
+    for window in args.windows:
+        r = measure(args.steps, [f"model.temporal_window={window}"])
+        print(f"| quickstart (tiny) | {window}x{window} | {r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ "
+              f"{r['size']} | {r['step_s']:.3f} | {r['steps_per_s']:.2f} | {r['batch_load_s']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Can the tiny network learn the procedural world's motion at all? Fit it at full noise only, then look.
 
-`python -m benchmarks.fit_full_noise [--fps 10] [--steps 1500] [--clips 512] [--model tiny]`
+`python -m benchmarks.fit_full_noise [--fps 10] [--steps 1500] [--clips 512] [--model tiny] [model.KEY=VALUE ...]`
 
 No diffusion: every frame after one clean reference is pure noise (tau = 1) and the network is trained
 (AdamW 1e-3, batch 8, no action dropout) to output the clean frames: the conditional mean of the future
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=512)
     parser.add_argument("--model", default="tiny", help="a conf/model preset on the DCT codec's 16 channels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the model, e.g. model.temporal_window=3")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
 
@@ -54,7 +55,7 @@ def main() -> None:
     codec = DCTCodec()
     train, train_actions, train_valid, _ = encoded_clips("train", args.clips, args.fps, codec)
     test, test_actions, test_valid, test_clips = encoded_clips("test", 8, args.fps, codec)
-    model_cfg = compose_config("train", [f"model={args.model}"]).model
+    model_cfg = compose_config("train", [f"model={args.model}", *args.overrides]).model
     if model_cfg.prediction != "sample":
         raise SystemExit(f"model={args.model} predicts {model_cfg.prediction!r}; this probe needs a preset that "
                          "outputs the clean frame (prediction: sample)")

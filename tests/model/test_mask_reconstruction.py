@@ -59,7 +59,7 @@ def test_time_mask_temporal_attention_is_shifted_on_the_packed_grid():
     model(latents, tau, mask_plan=plan)
     for hook in hooks:
         hook.remove()
-    x, context, action, temb, pos = seen[0]  # x ((B V), H Wk, T, D)
+    x, context, action, temb, pos, _grid = seen[0]  # x ((B V), H Wk, T, D)
     wk, row, j = plan.kept_width, 2, 3
     x = x.detach().requires_grad_()
     model.temporal_blocks[0](x, context, action, temb, pos)[0, row * wk + j, 1].sum().backward()

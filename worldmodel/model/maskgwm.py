@@ -70,6 +70,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         max_frames: int = 32,
         num_views: int = 1,
         temporal_mlp_ratio: float = 4.0,
+        temporal_window: int = 1,
         action_fourier_dim: int = 128,
         num_action_scalars: int = 19,
         action_group_sizes: tuple[int, ...] = ACTION_GROUP_SIZES,
@@ -129,7 +130,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         # Video part: ours.
         self.temporal_blocks = nn.ModuleList([
             TemporalBlock(self.inner_dim, num_attention_heads, attention_head_dim,
-                          mlp_ratio=temporal_mlp_ratio, qk_norm=qk_norm is not None)
+                          mlp_ratio=temporal_mlp_ratio, qk_norm=qk_norm is not None, window=temporal_window)
             for _ in range(num_layers)
         ])
         self.view_blocks = nn.ModuleList([
@@ -140,7 +141,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         self.mask_token = MaskToken(in_channels, self.inner_dim, patch_size) if mask_reconstruction else None
         self.reconstruction = ReconstructionModule(
             self.inner_dim, num_attention_heads, attention_head_dim, mlp_ratio=temporal_mlp_ratio,
-            qk_norm=qk_norm) if mask_reconstruction else None
+            qk_norm=qk_norm, window=temporal_window) if mask_reconstruction else None
         self.temporal_pos_embed = TemporalPositionEmbedding(max_frames, self.inner_dim)
         self.frame_time_embed = FrameTimeEmbedding(self.inner_dim)
         self.action_embedding = ActionEmbedding(self.inner_dim, action_fourier_dim, tuple(action_group_sizes))
@@ -301,7 +302,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
                 x = rearrange(xv, "(b t h) v w d -> (b t v) (h w) d", b=b, t=t, h=grid[0])  # ((B T V), N, D)
             xt = rearrange(x, "(b t v) n d -> (b v) n t d", b=b, t=t, v=v)  # ((B V), N, T, D)
             ct = rearrange(block_context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)  # ((B V), T, M, D)
-            xt = self._checkpointed(self.temporal_blocks[i], xt, ct, action, temporal_temb, pos)
+            xt = self._checkpointed(self.temporal_blocks[i], xt, ct, action, temporal_temb, pos, grid)
             x = rearrange(xt, "(b v) n t d -> (b t v) n d", b=b, t=t, v=v)  # ((B T V), N, D)
         return x, context
 
@@ -330,7 +331,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         x = unpack_tokens(x, fill.to(x.dtype), plan)  # ((B T V), H W, D)
         pos = self.temporal_pos_embed(t, x.device).to(x.dtype)  # (T, D)
         return self.reconstruction(x, context, temb, repeat(frame_temb, "b t d -> (b v) t d", v=v), action, pos,
-                                   plan.time_mask, dims)
+                                   plan.time_mask, dims, plan.grid)
 
     def _check_mask_plan(self, plan: MaskPlan, latents: torch.Tensor) -> None:
         if not self.training:

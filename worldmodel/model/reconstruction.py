@@ -24,12 +24,12 @@ class ReconstructionModule(nn.Module):
     """
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int, mlp_ratio: float = 4.0,
-                 qk_norm: str | None = None):
+                 qk_norm: str | None = None, window: int = 1):
         super().__init__()
         self.spatial = JointTransformerBlock(dim=hidden_size, num_attention_heads=num_heads,
                                              attention_head_dim=head_dim, context_pre_only=True, qk_norm=qk_norm)
         self.temporal = TemporalBlock(hidden_size, num_heads, head_dim, mlp_ratio=mlp_ratio,
-                                      qk_norm=qk_norm is not None)
+                                      qk_norm=qk_norm is not None, window=window)
         self.gradient_checkpointing = False
 
     def _run(self, module: nn.Module, *args):
@@ -39,11 +39,12 @@ class ReconstructionModule(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, temb: torch.Tensor, frame_temb: torch.Tensor,
                 action: torch.Tensor | None, pos: torch.Tensor, time_mask: torch.Tensor,
-                dims: tuple[int, int, int]) -> torch.Tensor:
+                dims: tuple[int, int, int], grid: tuple[int, int] | None = None) -> torch.Tensor:
         """Route every clip-view through its branch.
 
         x ((B T V), N, D) full grid, context ((B T V), M, D), temb ((B T V), D), frame_temb ((B V), T, D),
-        action ((B V), D) or None, pos (T, D), time_mask (B, V) bool, dims (B, T, V) -> ((B T V), N, D).
+        action ((B V), D) or None, pos (T, D), time_mask (B, V) bool, dims (B, T, V), grid (H, W) of the
+        N tokens (needed by a windowed temporal branch) -> ((B T V), N, D).
         """
         b, t, v = dims
         groups = rearrange(x, "(b t v) n d -> (b v) t n d", b=b, t=t, v=v)  # ((B V), T, N, D)
@@ -61,6 +62,6 @@ class ReconstructionModule(nn.Module):
             ctx = ctx_groups[temporal]  # (G, T, M, D)
             act = None if action is None else action[temporal]  # (G, D)
             y = self._run(self.temporal, rearrange(groups[temporal], "g t n d -> g n t d"), ctx, act,
-                          frame_temb[temporal], pos)  # (G, N, T, D)
+                          frame_temb[temporal], pos, grid)  # (G, N, T, D)
             out = out.index_copy(0, temporal, rearrange(y, "g n t d -> g t n d"))
         return rearrange(out, "(b v) t n d -> (b t v) n d", b=b, v=v)  # ((B T V), N, D)
