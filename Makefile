@@ -30,7 +30,7 @@ install: $(STAMP)
 # Train the quickstart model on the procedural world, then roll it out on held-out clips.
 demo: $(STAMP)
 	$(BIN)/worldmodel-train experiment=quickstart run_dir=$(RUN_DIR)
-	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout
+	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout clips.num_clips=8
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

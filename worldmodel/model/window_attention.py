@@ -38,7 +38,8 @@ class WindowTemporalAttention(nn.Module):
     spatial layer. With a window, one layer can fetch the reference's content from where it was: a
     learned embedding of each offset is added to the keys, so a query (which carries the frame index
     and, after the first block, the actions) can pick the offset that its motion asks for. Keys outside
-    the grid are masked out.
+    the grid are masked out. On the packed grid of mask reconstruction's encoder the window spans the
+    kept tokens around p (each row keeps its tokens in raster order), the same rule as window 1.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int, window: int, qk_norm: bool = False):
