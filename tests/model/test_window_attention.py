@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from worldmodel.model import TemporalBlock
-from worldmodel.model.temporal_block import Attention
+from worldmodel.model.attention import Attention
 from worldmodel.model.window_attention import WindowTemporalAttention, window_index, window_offsets
 
 from tests.model.test_maskgwm import TINY_YAML, inputs, mask_plan_for, perturb_all

@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from worldmodel.model.attention import Attention
+
 
 def window_offsets(window: int) -> list[tuple[int, int]]:
     """All (row, column) offsets of a window x window square centred on (0, 0), row-major."""
@@ -30,7 +32,7 @@ def window_index(grid: tuple[int, int], window: int, device: torch.device | str 
     return torch.where(valid, nr * w + nc, torch.zeros_like(nr)), valid
 
 
-class WindowTemporalAttention(nn.Module):
+class WindowTemporalAttention(Attention):
     """Self-attention of a token (frame t, position p) over every frame's tokens in a window around p.
 
     The paper's temporal attention (window 1) sees only the same position in the other frames, so a
@@ -40,20 +42,14 @@ class WindowTemporalAttention(nn.Module):
     and, after the first block, the actions) can pick the offset that its motion asks for. Keys outside
     the grid are masked out. On the packed grid of mask reconstruction's encoder the window spans the
     kept tokens around p (each row keeps its tokens in raster order), the same rule as window 1.
+    It reuses `Attention`'s projections and norms (same parameter names); its forward takes the token
+    grid instead of a context.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int, window: int, qk_norm: bool = False):
-        super().__init__()
+        super().__init__(hidden_size, num_heads, head_dim, qk_norm=qk_norm)  # the paper's projections and norms
         self.window = window
-        self.num_heads = num_heads
-        inner = num_heads * head_dim
-        self.to_q = nn.Linear(hidden_size, inner)
-        self.to_k = nn.Linear(hidden_size, inner)
-        self.to_v = nn.Linear(hidden_size, inner)
-        self.norm_q = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.norm_k = nn.RMSNorm(head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.offset_embed = nn.Parameter(torch.zeros(len(window_offsets(window)), num_heads, head_dim))
-        self.to_out = nn.Linear(inner, hidden_size)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """x (B, S, T, D) with S = H * W tokens of an (H, W) grid -> (B, S, T, D)."""
