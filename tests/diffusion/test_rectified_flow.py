@@ -263,3 +263,58 @@ def test_mr_objective_trains_the_tiny_mview_model():
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert grads["mask_token.token"].abs().sum() > 0
     assert grads["view_blocks.0.adaLN_modulation.1.weight"].abs().sum() > 0
+
+
+def test_reference_noise_noises_only_the_reference_frames_within_the_level():
+    latents = clip(b=64, t=3)
+    num_reference = torch.full((64,), 2)
+    clean, noisy = LinearVelocity(), LinearVelocity()
+    RectifiedFlow().training_loss(clean, latents, num_reference, generator=torch.Generator().manual_seed(5))
+    RectifiedFlow(reference_noise=0.5).training_loss(noisy, latents, num_reference,
+                                                     generator=torch.Generator().manual_seed(5))
+    seen, plain = noisy.calls[0], clean.calls[0]
+    # Same tau and eps draws first, so the predicted frame is the same; the model still sees tau = 0 on references.
+    assert torch.equal(seen["latents"][:, 2], plain["latents"][:, 2])
+    assert torch.equal(seen["tau"], plain["tau"])
+    shift = (seen["latents"][:, :2] - latents[:, :2]).flatten(1)  # r (n - z0) for one level r per sample
+    level = (shift.norm(dim=1) / (latents[:, :2].flatten(1).norm(dim=1) * 2 ** 0.5))
+    assert shift.abs().sum(dim=1).gt(0).all()
+    assert level.max() < 0.5 * 1.5 and 0.15 < level.mean() < 0.35  # uniform in [0, 0.5]; n, z0 unit normals
+    with pytest.raises(ValueError, match="reference_noise"):
+        RectifiedFlow(reference_noise=1.0)
+
+
+def test_dynamics_error_weights_where_the_predicted_change_is_wrong():
+    from worldmodel.diffusion.rectified_flow import dynamics_error
+    z0 = torch.zeros(1, 3, 1, 2, 1, 2)  # two positions per frame
+    tau = torch.tensor([[0.0, 1.0, 1.0]])
+    is_reference = torch.tensor([[True, False, False]])
+    z_tau = torch.zeros_like(z0)
+    # Velocity whose clean estimate z_tau - tau v is right everywhere but position 1 of frame 1.
+    velocity = torch.zeros_like(z0)
+    velocity[0, 1, 0, :, 0, 1] = -1.0  # estimate +1 on both channels there
+    err_map = torch.ones_like(z0)
+    out = dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)
+    assert out.shape == (1, 3) and out[0, 0] == 0
+    # Frame 1: the change from frame 0 is wrong at position 1 only, weight (2, normalised to mean 1) -> 0, 2.
+    # Frame 2: the change from frame 1 is wrong at position 1 too. Both average to 1 with unit errors.
+    assert torch.allclose(out, torch.tensor([[0.0, 1.0, 1.0]]))
+    err_map[0, 1, 0, :, 0, 0] = 5.0  # error where the change is right does not count
+    assert torch.allclose(dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)[0, 1], torch.tensor(1.0))
+    err_map[0, 1, 0, :, 0, 1] = 3.0  # error where it is wrong counts twice (weight 2 at one of 2 positions)
+    assert torch.allclose(dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)[0, 1], torch.tensor(3.0))
+
+
+def test_dynamics_weight_adds_the_dynamics_term_and_trains():
+    latents = clip(b=2, t=4)
+    num_reference = torch.tensor([1, 2])
+    base, _ = RectifiedFlow().training_loss(LinearVelocity(), latents, num_reference,
+                                            generator=torch.Generator().manual_seed(2))
+    model = LinearVelocity()
+    with_dyn, _ = RectifiedFlow(dynamics_weight=0.5).training_loss(model, latents, num_reference,
+                                                                   generator=torch.Generator().manual_seed(2))
+    assert with_dyn > base  # the extra term is a weighted MSE, positive unless the prediction is exact
+    with_dyn.backward()
+    assert model.w.grad is not None and model.w.grad.abs() > 0
+    with pytest.raises(ValueError, match="dynamics_weight"):
+        RectifiedFlow(dynamics_weight=-1.0)

@@ -38,25 +38,33 @@ class FlowEulerSampler:
     z + (tau' - tau) v. Why: a small model's errors in x0 also land in e, and the ODE feeds them back
     step after step as if they were noise; fresh noise keeps every step's input Gaussian-noised as in
     training, so the errors do not compound.
+    `reference_noise` > 0 shows the model its reference frames noised to that level, (1 - r) ref + r n with
+    one draw of n per call, for models trained with the objective's `reference_noise`; the returned
+    references are the clean ones.
     Mask reconstruction is training-only: the sampler never passes a mask plan, so the model always
     runs on the full token grid.
     """
 
-    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0, churn: float = 0.0):
+    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0, churn: float = 0.0,
+                 reference_noise: float = 0.0):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= churn <= 1.0:
             raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
+        if not 0.0 <= reference_noise < 1.0:
+            raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
         self.num_steps = int(num_steps)
         self.cfg_scale = float(cfg_scale)
         self.shift = float(shift)
         self.churn = float(churn)
+        self.reference_noise = float(reference_noise)
 
     def replace(self, **changes: float) -> "FlowEulerSampler":
         """A new sampler with the given settings changed, validated as at construction."""
-        settings = dict(num_steps=self.num_steps, cfg_scale=self.cfg_scale, shift=self.shift, churn=self.churn)
+        settings = dict(num_steps=self.num_steps, cfg_scale=self.cfg_scale, shift=self.shift, churn=self.churn,
+                        reference_noise=self.reference_noise)
         unknown = sorted(set(changes) - set(settings))
         if unknown:
             raise ValueError(f"FlowEulerSampler has no setting {unknown[0]!r}; settings: {sorted(settings)}")
@@ -77,7 +85,8 @@ class FlowEulerSampler:
 
         actions (B, 19) or None, action_valid (B, 5) bool or None (all valid when actions are given),
         noise (B, num_frames - K, V, C, H, W) or None (drawn with `generator`); `generator` is one generator
-        or one per batch item, and also draws the fresh noise of `churn`.
+        or one per batch item, and also draws the reference noise (after the frames' noise) and the fresh
+        noise of `churn`.
         """
         b, k, v, c, h, w = reference.shape
         num_new = num_frames - k
@@ -100,6 +109,10 @@ class FlowEulerSampler:
             batch_reference = torch.cat([is_reference, is_reference])  # (2B, T)
 
         prediction = prediction_of(model)
+        clean_reference = reference
+        if self.reference_noise > 0 and k > 0:
+            ref_noise = gaussian(tuple(reference.shape), generator, device, dtype)
+            reference = (1 - self.reference_noise) * reference + self.reference_noise * ref_noise
         z = noise  # (B, T - K, V, C, H, W)
         taus = self.schedule(device)
         for i in tqdm(range(self.num_steps), disable=not progress, desc="sampling"):
@@ -117,7 +130,7 @@ class FlowEulerSampler:
                             is_reference=is_reference)
                 velocity = output_to_velocity(out, latents, tau_frames, prediction)
             z = self._step(z, velocity[:, k:], float(tau), float(tau_next), generator)
-        return torch.cat([reference, z], dim=1)  # (B, T, V, C, H, W)
+        return torch.cat([clean_reference, z], dim=1)  # (B, T, V, C, H, W)
 
     def _step(self, z: torch.Tensor, velocity: torch.Tensor, tau: float, tau_next: float,
               generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:

@@ -35,12 +35,20 @@ class RectifiedFlow:
     masked rows and the others) and the loss averages over all predicted frames as usual. With
     `also_unmasked_pass` (MDT) every sample also runs unmasked and the loss is
     mean(unmasked pass) + mean(masked pass over the masked samples).
+
+    Two options from the video-prediction literature, off by default (BENCHMARKS.md, "Reference noise and
+    the dynamics loss", measures both on the quickstart):
+    `reference_noise` > 0 noises each sample's reference frames to a level drawn uniformly in
+    [0, reference_noise] (the model still sees them as clean, tau = 0): context-frame noise augmentation
+    (SVD, GameNGen), so a rollout that carries its own imperfect frames forward sees what it trained on.
+    `dynamics_weight` > 0 adds Vista's dynamics enhancement loss (`dynamics_error`) with that weight.
     """
 
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
                  action_dropout: float = 0.15, loss_on_reference: bool = False, mr_probability: float = 0.0,
                  mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
-                 mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity"):
+                 mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity",
+                 reference_noise: float = 0.0, dynamics_weight: float = 0.0):
         if loss_space not in LOSS_SPACES:
             raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
         if time_sampling not in TIME_SAMPLINGS:
@@ -51,6 +59,10 @@ class RectifiedFlow:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+        if not 0.0 <= reference_noise < 1.0:
+            raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
+        if dynamics_weight < 0:
+            raise ValueError(f"dynamics_weight must be >= 0 (0: off), got {dynamics_weight}")
         lo, hi = (float(x) for x in mr_tau_range)
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"mr_tau_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {tuple(mr_tau_range)}")
@@ -65,6 +77,8 @@ class RectifiedFlow:
         self.also_unmasked_pass = also_unmasked_pass
         self.mr_tau_range = (lo, hi)
         self.loss_space = loss_space
+        self.reference_noise = float(reference_noise)
+        self.dynamics_weight = float(dynamics_weight)
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
                    generator: Generators = None) -> torch.Tensor:
@@ -122,7 +136,8 @@ class RectifiedFlow:
 
         latents (B, T, V, C, H, W) clean z0, num_reference (B,) long, actions (B, 19) or None,
         action_valid (B, 5) bool or None (all valid when actions are given) -> (loss, logs).
-        Random draws in order: tau, eps, action dropout, then (MR on) the masked samples and their plan.
+        Random draws in order: tau, eps, (reference_noise > 0) the reference noise level and its noise, action
+        dropout, then (MR on) the masked samples and their plan.
         `generator` is one generator, a sequence of one per sample (each sample's draws then depend on
         its generator alone), or None for torch's global generator.
         """
@@ -136,6 +151,10 @@ class RectifiedFlow:
         eps = draws.randn(latents.shape, device, latents.dtype, generator)
         z_tau = self.add_noise(latents, eps, tau_frames)  # (B, T, V, C, H, W)
         target = self.target(latents, eps)  # (B, T, V, C, H, W)
+        if self.reference_noise > 0:
+            level = draws.rand((b,), device, generator) * self.reference_noise  # (B,)
+            ref_level = torch.where(is_reference, level[:, None], torch.zeros_like(tau_frames))
+            z_tau = self.add_noise(z_tau, draws.randn(latents.shape, device, latents.dtype, generator), ref_level)
 
         valid = None
         if actions is not None:
@@ -151,7 +170,11 @@ class RectifiedFlow:
             out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
                         is_reference=pick(is_reference), **extra)
             pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction)
-            err = (pred.float() - pick(target).float()).square().mean(dim=(2, 3, 4, 5))  # (R, T)
+            err_map = (pred.float() - pick(target).float()).square()
+            err = err_map.mean(dim=(2, 3, 4, 5))  # (R, T)
+            if self.dynamics_weight > 0:
+                err = err + self.dynamics_weight * dynamics_error(err_map, pred, pick(z_tau), pick(latents),
+                                                                  pick(tau_frames), pick(is_reference))
             # z0_hat - z0 = -tau (v_hat - v): the clean-latent MSE is the velocity MSE times tau^2.
             return err * pick(tau_frames).float().square() if self.loss_space == "sample" else err
 
@@ -187,3 +210,20 @@ class RectifiedFlow:
         if valid is not None:
             logs["action_keep_rate"] = valid.float().mean().detach()
         return loss, logs
+
+
+def dynamics_error(err_map: torch.Tensor, velocity: torch.Tensor, z_tau: torch.Tensor, z0: torch.Tensor,
+                   tau: torch.Tensor, is_reference: torch.Tensor) -> torch.Tensor:
+    """Per-frame error (B, T) re-weighted towards where the predicted frame-to-frame change is wrong (Vista).
+
+    err_map (B, T, V, C, H, W) squared velocity errors; the weight of a position in frame i is
+    ||(x_i - x_{i-1}) - (x0_i - x0_{i-1})||^2 over channels, x the clean-frame estimate (the truth on
+    reference frames), without gradient and scaled to mean 1 per frame; frame 0 gets weight 0.
+    """
+    t4 = tau[..., None, None, None, None].float()
+    estimate = (z_tau.float() - t4 * velocity.float()).detach()
+    estimate = torch.where(is_reference[..., None, None, None, None], z0.float(), estimate)
+    wrong = (estimate.diff(dim=1) - z0.float().diff(dim=1)).square().sum(dim=3, keepdim=True)  # (B, T-1, V, 1, H, W)
+    wrong = wrong / wrong.mean(dim=(2, 3, 4, 5), keepdim=True).clamp(min=1e-8)
+    weighted = (wrong * err_map[:, 1:].float()).mean(dim=(2, 3, 4, 5))  # (B, T-1)
+    return torch.cat([torch.zeros_like(weighted[:, :1]), weighted], dim=1)

@@ -80,11 +80,11 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
 
 
 def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None,
-                           churn: float | None = None) -> Any:
-    """The checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` replaced where they are not None
-    (a new sampler, validated as at construction; the checkpoint's own is left as it is)."""
-    changes = {k: v for k, v in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn))
-               if v is not None}
+                           churn: float | None = None, reference_noise: float | None = None) -> Any:
+    """The checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` / `reference_noise` replaced where they
+    are not None (a new sampler, validated as at construction; the checkpoint's own is left as it is)."""
+    changes = {k: v for k, v in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn),
+                                 ("reference_noise", reference_noise)) if v is not None}
     return sampler.replace(**changes)
 
 
@@ -144,7 +144,8 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
-    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn)
+    sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn,
+                                     cfg.reference_noise)
     rig = ModelRig.from_run_config(loaded.config)
     jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +153,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
+            "sampler_reference_noise": sampler.reference_noise,
             "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
