@@ -7,6 +7,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
+from worldmodel.diffusion.rectified_flow import RectifiedFlow
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 
 
@@ -112,7 +113,8 @@ class FlowEulerSampler:
         clean_reference = reference
         if self.reference_noise > 0 and k > 0:
             ref_noise = gaussian(tuple(reference.shape), generator, device, dtype)
-            reference = (1 - self.reference_noise) * reference + self.reference_noise * ref_noise
+            level = torch.full((b, k), self.reference_noise, device=device)  # (B, K): the training path's noise
+            reference = RectifiedFlow.add_noise(reference, ref_noise, level)
         z = noise  # (B, T - K, V, C, H, W)
         taus = self.schedule(device)
         for i in tqdm(range(self.num_steps), disable=not progress, desc="sampling"):

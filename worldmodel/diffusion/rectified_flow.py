@@ -221,9 +221,10 @@ def dynamics_error(err_map: torch.Tensor, velocity: torch.Tensor, z_tau: torch.T
     reference frames), without gradient and scaled to mean 1 per frame; frame 0 gets weight 0.
     """
     t4 = tau[..., None, None, None, None].float()
-    estimate = (z_tau.float() - t4 * velocity.float()).detach()
-    estimate = torch.where(is_reference[..., None, None, None, None], z0.float(), estimate)
-    wrong = (estimate.diff(dim=1) - z0.float().diff(dim=1)).square().sum(dim=3, keepdim=True)  # (B, T-1, V, 1, H, W)
+    # (x_i - x_{i-1}) - (x0_i - x0_{i-1}) is the frame-to-frame change of the estimate's error x - x0.
+    miss = (z_tau.float() - t4 * velocity.float()).detach() - z0.float()  # (B, T, V, C, H, W)
+    miss = torch.where(is_reference[..., None, None, None, None], torch.zeros_like(miss), miss)
+    wrong = miss.diff(dim=1).square().sum(dim=3, keepdim=True)  # (B, T-1, V, 1, H, W)
     wrong = wrong / wrong.mean(dim=(2, 3, 4, 5), keepdim=True).clamp(min=1e-8)
     weighted = (wrong * err_map[:, 1:].float()).mean(dim=(2, 3, 4, 5))  # (B, T-1)
     return torch.cat([torch.zeros_like(weighted[:, :1]), weighted], dim=1)
