@@ -27,10 +27,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Train the quickstart model on the procedural world, then roll it out on held-out clips.
+# Train the quickstart model on the procedural world, then roll it out on held-out clips: each chunk
+# starts from its last frame moved along the commanded path (warp start), then plain sampling for comparison.
 demo: $(STAMP)
 	$(BIN)/worldmodel-train experiment=quickstart run_dir=$(RUN_DIR)
-	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout clips.num_clips=8
+	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout clips.num_clips=8 \
+		warp_start=0.4 num_steps=5
+	@echo "--- the same clips sampled from pure noise (no warp start): the minutes-trained model holds the picture still"
+	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout_plain clips.num_clips=8 \
+		progress=false
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests

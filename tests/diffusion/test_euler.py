@@ -229,3 +229,60 @@ def test_reference_noise_shows_the_model_noised_references_and_returns_the_clean
     with pytest.raises(ValueError, match="reference_noise"):
         FlowEulerSampler(reference_noise=1.0)
     assert FlowEulerSampler().replace(reference_noise=0.2).reference_noise == 0.2
+
+
+class InputRecorder(nn.Module):
+    """Zero velocity; records the new frames and their diffusion times at every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs, self.taus = [], []
+
+    def forward(self, latents, tau, actions=None, action_valid=None, is_reference=None, **kwargs):
+        self.inputs.append(latents[~is_reference].clone())
+        self.taus.append(tau[~is_reference].clone())
+        return torch.zeros_like(latents)
+
+
+def test_start_begins_at_start_tau_from_the_noised_guess_and_skips_the_steps_above():
+    reference = torch.randn(2, 1, 1, 3, 4, 4)
+    noise = torch.randn(2, 2, 1, 3, 4, 4)
+    guess = torch.randn(2, 2, 1, 3, 4, 4)
+    recorder = InputRecorder()
+    # Steps 1, .8, .6, .4, .2, 0: from 0.5 the sampler runs 0.5 -> 0.4 -> 0.2 -> 0, three calls.
+    FlowEulerSampler(num_steps=5, cfg_scale=1.0).sample(recorder, reference, 3, noise=noise, start=guess,
+                                                        start_tau=0.5)
+    assert [float(t[0]) for t in recorder.taus] == pytest.approx([0.5, 0.4, 0.2])
+    assert torch.allclose(recorder.inputs[0], (0.5 * guess + 0.5 * noise).reshape(-1, 1, 3, 4, 4), atol=1e-6)
+    # A start_tau on the grid is not visited twice.
+    recorder = InputRecorder()
+    FlowEulerSampler(num_steps=5, cfg_scale=1.0).sample(recorder, reference, 3, noise=noise, start=guess,
+                                                        start_tau=0.4)
+    assert [float(t[0]) for t in recorder.taus] == pytest.approx([0.4, 0.2])
+
+
+def test_start_at_tau_one_is_the_plain_sampler():
+    model = StraightLineOracle(torch.randn(1, 3, 1, 3, 4, 4))
+    reference, noise = torch.randn(1, 1, 1, 3, 4, 4), torch.randn(1, 2, 1, 3, 4, 4)
+    sampler = FlowEulerSampler(num_steps=4, cfg_scale=1.0, churn=0.5)
+    plain = sampler.sample(model, reference, 3, noise=noise, generator=torch.Generator().manual_seed(3))
+    started = sampler.sample(model, reference, 3, noise=noise, generator=torch.Generator().manual_seed(3),
+                             start=torch.randn(1, 2, 1, 3, 4, 4), start_tau=1.0)
+    assert torch.equal(plain, started)
+
+
+def test_start_with_the_oracle_still_lands_on_the_clip():
+    z0 = torch.randn(1, 3, 1, 3, 4, 4)
+    out = FlowEulerSampler(num_steps=6, cfg_scale=1.0).sample(
+        StraightLineOracle(z0), z0[:, :1], 3, noise=torch.randn(1, 2, 1, 3, 4, 4),
+        start=torch.randn(1, 2, 1, 3, 4, 4), start_tau=0.45)
+    assert torch.allclose(out, z0, atol=1e-5)
+
+
+def test_bad_start_is_named():
+    reference, sampler = torch.randn(1, 1, 1, 3, 4, 4), FlowEulerSampler(num_steps=2, cfg_scale=1.0)
+    with pytest.raises(ValueError, match="start has shape"):
+        sampler.sample(InputRecorder(), reference, 3, start=torch.randn(1, 1, 1, 3, 4, 4), start_tau=0.5)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"start_tau must be in \(0, 1\]"):
+            sampler.sample(InputRecorder(), reference, 3, start=torch.randn(1, 2, 1, 3, 4, 4), start_tau=bad)

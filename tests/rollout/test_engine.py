@@ -70,3 +70,41 @@ def test_wrong_number_of_chunk_actions_is_named() -> None:
     with pytest.raises(ValueError, match="schedule has 3"):
         RolloutEngine(torch.nn.Identity(), RecordingSampler(), schedule).generate(
             torch.zeros(1, 1, 1, 1, 1, 1), _actions(schedule)[:2])
+
+
+class GuessSampler(RecordingSampler):
+    """Returns the start it was given as the new frames, and records start_tau."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start_taus: list[float] = []
+
+    def sample(self, model, reference, num_frames, actions, action_valid, generator=None, start=None,
+               start_tau=1.0):
+        self.references.append(reference.clone())
+        self.start_taus.append(start_tau)
+        return torch.cat([reference, start], dim=1)
+
+
+class CountingStart:
+    """A first-guess provider: the last reference plus the chunk's call number, for every new frame."""
+
+    tau = 0.4
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, refs, values, valid, chunk_frames):
+        self.calls += 1
+        k = refs.shape[1]
+        return refs[:, -1:].expand(-1, chunk_frames - k, *refs.shape[2:]) + self.calls
+
+
+def test_a_start_provider_gives_every_chunk_its_first_guess_from_the_carried_frames() -> None:
+    schedule = ChunkSchedule(chunk_frames=4, first_reference=1, carry_frames=2, num_chunks=3)
+    sampler, start = GuessSampler(), CountingStart()
+    reference = torch.zeros(1, 1, 1, 1, 1, 1)
+    out = RolloutEngine(torch.nn.Identity(), sampler, schedule, start=start).generate(reference, _actions(schedule, 1))
+    assert sampler.start_taus == [0.4] * 3 and start.calls == 3
+    # Chunk 1: frames 1-3 = 0 + 1; chunk 2 starts from frames 2-3 (value 1): 1 + 2 = 3; chunk 3: 3 + 3 = 6.
+    assert out.flatten().tolist() == [0, 1, 1, 1, 3, 3, 6, 6]

@@ -91,3 +91,29 @@ def test_clip_batch_mode_still_runs_without_a_scenario(tiny_export: Path, tmp_pa
     result = _run(tiny_export, tmp_path, "num_chunks=2", "clips.num_clips=1")
     assert result.metrics["protocol"]["mode"] == "clips"
     assert read_video(tmp_path / "clip000" / "generated.mp4").shape[0] == 8 + 5
+
+
+def test_warp_start_rolls_out_and_is_recorded(tiny_export: Path, tmp_path: Path) -> None:
+    _run(tiny_export, tmp_path / "plain", "scenario=straight_cruise", "horizon_s=1.5")
+    result = _run(tiny_export, tmp_path / "warp", "scenario=straight_cruise", "horizon_s=1.5", "warp_start=0.5")
+    folder = tmp_path / "warp" / "straight_cruise"
+    assert read_video(folder / "generated.mp4").shape[0] == 15
+    assert json.loads((tmp_path / "warp" / "manifest.json").read_text())["warp_start"] == 0.5
+    assert result.metrics["protocol"]["warp_start"] == 0.5
+    plain = _latents(tmp_path / "plain" / "straight_cruise" / "latents.safetensors")
+    warped = _latents(folder / "latents.safetensors")
+    assert np.array_equal(plain[:1], warped[:1]) and not np.allclose(plain[1:], warped[1:])
+
+
+def test_warp_start_refuses_what_it_cannot_warp_before_writing(tiny_export: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"warp_start must be a diffusion time in \(0, 1\]"):
+        _run(tiny_export, tmp_path / "a", "scenario=straight_cruise", "warp_start=1.5")
+    from PIL import Image
+
+    Image.new("RGB", (64, 32), (90, 90, 120)).save(tmp_path / "still.png")
+    scenario = tmp_path / "still.yaml"
+    scenario.write_text("source:\n  files: [still.png]\nseed: 0\nhorizon_s: 1.0\n"
+                        "actions:\n  - {at: 0.0, do: cruise, speed: 8}\n")
+    with pytest.raises(ValueError, match="still has none .*warp_start=null"):
+        _run(tiny_export, tmp_path / "b", f"scenario={scenario}", "warp_start=0.5")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

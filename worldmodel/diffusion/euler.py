@@ -42,6 +42,9 @@ class FlowEulerSampler:
     `reference_noise` > 0 shows the model its reference frames noised to that level, (1 - r) ref + r n with
     one draw of n per call, for models trained with the objective's `reference_noise`; the returned
     references are the clean ones.
+    `start` (a first guess of the new frames) with `start_tau` < 1 begins the integration at start_tau from
+    (1 - start_tau) start + start_tau noise instead of from pure noise at tau = 1 (SDEdit): the schedule's steps
+    above start_tau are skipped, so the guess fixes the coarse layout and the model draws the rest.
     Mask reconstruction is training-only: the sampler never passes a mask plan, so the model always
     runs on the full token grid.
     """
@@ -81,13 +84,15 @@ class FlowEulerSampler:
                actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                noise: torch.Tensor | None = None,
+               start: torch.Tensor | None = None, start_tau: float = 1.0,
                progress: bool = False) -> torch.Tensor:
         """reference (B, K, V, C, H, W) clean latents, K >= 0 -> (B, num_frames, V, C, H, W).
 
         actions (B, 19) or None, action_valid (B, 5) bool or None (all valid when actions are given),
         noise (B, num_frames - K, V, C, H, W) or None (drawn with `generator`); `generator` is one generator
         or one per batch item, and also draws the reference noise (after the frames' noise) and the fresh
-        noise of `churn`.
+        noise of `churn`. start: None, or latents shaped like noise that the integration begins from at
+        `start_tau` in (0, 1].
         """
         b, k, v, c, h, w = reference.shape
         num_new = num_frames - k
@@ -99,6 +104,10 @@ class FlowEulerSampler:
             noise = gaussian(new_shape, generator, device, dtype)
         elif tuple(noise.shape) != new_shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}, expected {new_shape}")
+        if not 0.0 < start_tau <= 1.0:
+            raise ValueError(f"start_tau must be in (0, 1] (1: from pure noise), got {start_tau}")
+        if start is not None and tuple(start.shape) != new_shape:
+            raise ValueError(f"start has shape {tuple(start.shape)}, expected {new_shape}")
 
         is_reference = (torch.arange(num_frames, device=device) < k)[None].expand(b, -1)  # (B, T)
         if actions is not None and action_valid is None:
@@ -117,7 +126,10 @@ class FlowEulerSampler:
             reference = RectifiedFlow.add_noise(reference, ref_noise, level)
         z = noise  # (B, T - K, V, C, H, W)
         taus = self.schedule(device)
-        for i in tqdm(range(self.num_steps), disable=not progress, desc="sampling"):
+        if start is not None and start_tau < 1.0:
+            taus = torch.cat([taus.new_tensor([start_tau]), taus[taus < start_tau]])
+            z = RectifiedFlow.add_noise(start.to(dtype), noise, torch.full((b, num_new), start_tau, device=device))
+        for i in tqdm(range(len(taus) - 1), disable=not progress, desc="sampling"):
             tau, tau_next = taus[i], taus[i + 1]
             latents = torch.cat([reference, z], dim=1)  # (B, T, V, C, H, W)
             tau_frames = torch.where(is_reference, 0.0, tau)  # (B, T) float32

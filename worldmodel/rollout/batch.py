@@ -13,6 +13,7 @@ import torch
 
 from worldmodel.checkpoint import LoadedWorldModel
 from worldmodel.files import atomic_write_json
+from worldmodel.rollout.action_path import TRAJECTORY_GROUP
 from worldmodel.rollout.actions import stack_plans
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import RolloutJob
@@ -20,6 +21,7 @@ from worldmodel.rollout.latents_file import StreamingSafetensors
 from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
+from worldmodel.rollout.warp_start import WarpStart
 from worldmodel.viz import from_uint8, to_uint8
 from worldmodel.viz.report import write_rollout_report
 
@@ -81,14 +83,30 @@ def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: t
         written += chunk.shape[1]
 
 
+def warp_start_for(loaded: LoadedWorldModel, jobs: Sequence[RolloutJob], tau: float | None) -> WarpStart | None:
+    """The warp start of a batch (None when `tau` is None); a job it cannot warp is named in a ValueError."""
+    if tau is None:
+        return None
+    for job in jobs:
+        if job.calibration is None:
+            raise ValueError(f"warp_start needs every camera's intrinsics and extrinsics; {job.name} has none "
+                             "(image and video sources carry no calibration): roll it out with warp_start=null")
+        if not all(bool(valid[:, TRAJECTORY_GROUP].all()) for _, valid in job.plan):
+            raise ValueError(f"warp_start follows the actions' trajectory; {job.name} has chunks without one "
+                             "(a clip without ego states): roll it out with warp_start=null")
+    return WarpStart(loaded.codec, [j.calibration for j in jobs], jobs[0].fps, tau)
+
+
 class BatchRunner:
     """Generates a batch of jobs chunk by chunk; decoded frames go straight into each job's writers."""
 
     def __init__(self, loaded: LoadedWorldModel, sampler: Any, schedule: ChunkSchedule, device: torch.device,
-                 autocast_dtype: torch.dtype | None, progress: bool = True) -> None:
+                 autocast_dtype: torch.dtype | None, progress: bool = True, warp_start: float | None = None) -> None:
+        """`warp_start`: None, or the diffusion time at which each chunk starts from its warped last frame."""
         self.loaded, self.schedule, self.device = loaded, schedule, device
         self.engine = RolloutEngine(loaded.model, sampler, schedule, autocast_dtype=autocast_dtype)
         self.progress = progress
+        self.warp_start = warp_start
 
     @torch.no_grad()
     def run(self, jobs: Sequence[RolloutJob], folders: Sequence[Path], base_manifest: dict[str, Any]) -> list[RunOutcome]:
@@ -98,6 +116,8 @@ class BatchRunner:
         if any(j.num_frames != num_frames for j in jobs):
             raise ValueError("a batch needs jobs of one length; group them by schedule and frame count")
         k = s.first_reference
+        # Before any file is opened, so a job it cannot warp fails without leaving partial files.
+        self.engine.start = warp_start_for(self.loaded, jobs, self.warp_start)
         reference = encode_references(self.loaded, [j.reference for j in jobs], device)
         writers = [RunWriter(f, j.cameras, j.fps, num_frames, k, j.truth is not None,
                              keep_camera=None if j.front is None else j.front.index) for j, f in zip(jobs, folders)]
@@ -161,6 +181,7 @@ class BatchRunner:
             videos=videos, plot=plot, sheet=files.contact_sheet, chunks=chunks, metrics=headline,
             details={"checkpoint": base_manifest.get("checkpoint"), "checkpoint step": base_manifest.get("step"),
                      "sampler steps": base_manifest.get("sampler_steps"), "CFG scale": base_manifest.get("cfg_scale"),
-                     "reference frames": s.first_reference, "carried frames": s.carry_frames,
+                     "warp start": base_manifest.get("warp_start"), "reference frames": s.first_reference,
+                     "carried frames": s.carry_frames,
                      "chunk frames": s.chunk_frames, "device": base_manifest.get("device")})
         return RunOutcome(job, folder, files, metrics, manifest)

@@ -50,12 +50,17 @@ class RolloutEngine:
     """Generates long videos chunk by chunk with a sampler; holds no Lightning state."""
 
     def __init__(self, model: nn.Module, sampler, schedule: ChunkSchedule,
-                 autocast_dtype: torch.dtype | None = None) -> None:
-        """`autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast on the reference's device."""
+                 autocast_dtype: torch.dtype | None = None, start=None) -> None:
+        """`autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast on the reference's device.
+
+        `start`: None (every chunk from pure noise) or a first-guess provider such as `WarpStart`, called as
+        start(refs, values, valid, chunk_frames) -> new-frame latents; sampling then begins at its `tau`.
+        """
         self.model = model
         self.sampler = sampler
         self.schedule = schedule
         self.autocast_dtype = autocast_dtype
+        self.start = start
 
     def _check(self, reference: torch.Tensor, chunk_actions: Sequence[ChunkActions]) -> None:
         s = self.schedule
@@ -72,11 +77,14 @@ class RolloutEngine:
         Under the engine's autocast; `generator` is one generator or one per batch item.
         """
         s = self.schedule
+        start = {} if self.start is None else {"start": self.start(refs, values, valid, s.chunk_frames),
+                                               "start_tau": self.start.tau}
         # With one generator per batch item, the sampler draws each item's noise from its own generator:
         # a scenario's video does not depend on its batch mates.
         with torch.autocast(refs.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator)
+            chunk = self.sampler.sample(self.model, refs, s.chunk_frames, values, valid, generator=generator,
+                                        **start)
         return chunk.to(refs.dtype)
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ from worldmodel.eval.ego_motion import pixel_offset_of
 from worldmodel.rollout.actions import recorded_chunk_actions
 from worldmodel.rollout.engine import ChunkActions, ChunkSchedule
 from worldmodel.rollout.motion import FrontCamera, front_camera
+from worldmodel.rollout.warp_start import CameraCalibration
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class RolloutJob:
     ego: EgoTrack | None = None
     info: dict[str, Any] = field(default_factory=dict)  # scenario or clip description for the manifest
     front: FrontCamera | None = None  # calibrated front camera: the run then reports the motion seen in its video
+    calibration: CameraCalibration | None = None  # every camera's calibration, for the warp start
+
+
+def calibration_of(intrinsics: Any, extrinsics: Any, pixel_offset: float) -> CameraCalibration | None:
+    """Per-camera arrays (V, 3, 3) / (V, 4, 4) -> a CameraCalibration, None when either is unknown."""
+    if intrinsics is None or extrinsics is None:
+        return None
+    return CameraCalibration(np.asarray(intrinsics, np.float64), np.asarray(extrinsics, np.float64), pixel_offset)
 
 
 def plan_from_meta(meta: Mapping[str, Any], schedule: ChunkSchedule, size: tuple[int, int]) -> list[ChunkActions]:
@@ -101,4 +110,5 @@ def clip_job(name: str, clip: Mapping[str, Any], schedule: ChunkSchedule, first_
                       fps=float(meta["fps"]), num_frames=num_frames, truth=truth, ego=track_from_meta(meta),
                       info=dict(info or {}, scene=str(meta.get("scene", ""))),
                       front=front_camera(cameras, meta.get("intrinsics"), meta.get("extrinsics"),
-                                         pixel_offset_of(meta)))
+                                         pixel_offset_of(meta)),
+                      calibration=calibration_of(meta.get("intrinsics"), meta.get("extrinsics"), pixel_offset_of(meta)))

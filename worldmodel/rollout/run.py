@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.files import atomic_write_json
-from worldmodel.rollout.batch import BatchRunner, RunOutcome
+from worldmodel.rollout.batch import BatchRunner, RunOutcome, warp_start_for
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
 from worldmodel.rollout.scenario import load_scenario, resolve_scenario
@@ -148,12 +148,14 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                                      cfg.reference_noise)
     rig = ModelRig.from_run_config(loaded.config)
     jobs = scenario_jobs(cfg, rig) if cfg.scenario is not None else clip_jobs(loaded, cfg, rig)
+    warp_start = None if cfg.warp_start is None else float(cfg.warp_start)
+    warp_start_for(loaded, [job for _, job in jobs], warp_start)  # fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     precision = autocast_dtype(cfg.precision, device)
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
-            "sampler_reference_noise": sampler.reference_noise,
+            "sampler_reference_noise": sampler.reference_noise, "warp_start": cfg.warp_start,
             "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
@@ -161,7 +163,8 @@ def rollout(cfg: DictConfig) -> RolloutResult:
         groups[(schedule, job.num_frames)].append(job)
     outcomes: list[RunOutcome] = []
     for (schedule, _), members in groups.items():
-        runner = BatchRunner(loaded, sampler, schedule, device, precision, progress=bool(cfg.progress))
+        runner = BatchRunner(loaded, sampler, schedule, device, precision, progress=bool(cfg.progress),
+                             warp_start=warp_start)
         for i in range(0, len(members), int(cfg.batch_size)):
             batch = members[i : i + int(cfg.batch_size)]
             outcomes += runner.run(batch, [run_dir / job.name for job in batch],
@@ -174,7 +177,8 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                 "chunk_frames": schedule0.chunk_frames, "frames": outcomes[0].job.num_frames,
                 "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
                 "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
-                "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "checkpoint_step": loaded.step}
+                "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "warp_start": cfg.warp_start,
+                "checkpoint_step": loaded.step}
     metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
     videos = [p for o in outcomes for p in (o.files.mosaic, o.files.side_by_side) if p is not None]

@@ -18,7 +18,7 @@ from worldmodel.data.images import decode_image, resize_crop
 from worldmodel.data.registry import open_dataset
 from worldmodel.data.synthetic import CAMERAS, WorldConfig, render_views, resolve_views, simulate_drive, world_for_script
 from worldmodel.rollout.engine import ChunkSchedule
-from worldmodel.rollout.jobs import EgoTrack, ModelRig, RolloutJob, clip_job, plan_from_meta
+from worldmodel.rollout.jobs import EgoTrack, ModelRig, RolloutJob, calibration_of, clip_job, plan_from_meta
 from worldmodel.rollout.motion import front_camera
 from worldmodel.rollout.scenario import DatasetSource, FilesSource, ProceduralSource, Scenario
 from worldmodel.rollout.script import annotate_lane_changes, integrate_script, to_ego_script
@@ -84,7 +84,8 @@ def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, 
     reference = np.stack([render(k) for k in range(first_reference)])
     return RolloutJob(name=scenario.name, seed=scenario.seed, reference=reference, plan=plan, cameras=cameras,
                       fps=rig.fps, num_frames=num_frames, truth=truth, ego=track, info=scenario.to_dict(),
-                      front=front_camera(cameras, *calibration, pixel_offset=0.5))
+                      front=front_camera(cameras, *calibration, pixel_offset=0.5),
+                      calibration=calibration_of(*calibration, pixel_offset=0.5))
 
 
 def _dataset_views(views: object) -> object:

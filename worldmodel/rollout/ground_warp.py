@@ -1,0 +1,75 @@
+"""Re-render a camera frame from a moved ego pose, assuming the scene is a flat road inside a vertical cylinder.
+
+Without depth, a driving frame is well approximated by two surfaces: the road plane z = 0 of the ego frame
+(everything below the horizon that is near) and, for the rest (sky, buildings, distant road), a vertical
+cylinder of radius `far_m` around the new camera. Each pixel of the new view casts its ray onto the nearer of
+the two, and takes the colour that the old camera saw at that point (a backward warp: every output pixel is
+defined). Where the old camera did not see the point (behind it, or outside its frame) the nearest edge colour
+is used. The road, which carries most of the motion cues of a driving video, then moves exactly as the ego does.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Rays closer to horizontal than this never reach the road plane within any sensible distance.
+_MIN_DROP = 1e-4
+
+
+def pose_matrix(pose: np.ndarray) -> np.ndarray:
+    """Planar poses (..., 3) x, y, yaw -> homogeneous (..., 4, 4) ego-to-origin transforms (z unchanged)."""
+    pose = np.asarray(pose, np.float64)
+    out = np.zeros((*pose.shape[:-1], 4, 4))
+    c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1] = c, -s, s, c
+    out[..., 0, 3], out[..., 1, 3] = pose[..., 0], pose[..., 1]
+    out[..., 2, 2] = out[..., 3, 3] = 1.0
+    return out
+
+
+def source_pixels(motion: np.ndarray, intrinsics: np.ndarray, camera_to_ego: np.ndarray, size: tuple[int, int],
+                  pixel_offset: float, far_m: float = 30.0) -> np.ndarray:
+    """Where each pixel of the moved camera looks in the unmoved one: (n, H, W, 2) pixel (column, row) coordinates.
+
+    motion (n, 3): the new ego poses x, y, yaw in the ego frame of the old one; intrinsics (3, 3) and
+    camera_to_ego (4, 4, OpenCV camera axes) of one camera, the same before and after; size (H, W);
+    `pixel_offset`: where the intrinsics put pixel j's centre (j + offset; 0.5 for the procedural renderer).
+    Coordinates are pixel indices (column j's centre at j); points the old camera sees behind it get -1e6.
+    """
+    h, w = size
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    pixels = np.stack([cols.ravel() + pixel_offset, rows.ravel() + pixel_offset, np.ones(h * w)])  # (3, HW)
+    rays = camera_to_ego[:3, :3] @ np.linalg.inv(intrinsics) @ pixels  # (3, HW) in the new ego frame
+    ego_to_camera = np.linalg.inv(camera_to_ego)
+    out = np.empty((len(motion), h, w, 2))
+    for i, new_to_old in enumerate(pose_matrix(motion)):
+        origin = new_to_old[:3, :3] @ camera_to_ego[:3, 3] + new_to_old[:3, 3]  # (3,) camera centre, old ego frame
+        direction = new_to_old[:3, :3] @ rays  # (3, HW)
+        with np.errstate(divide="ignore"):
+            to_road = np.where(direction[2] < -_MIN_DROP, origin[2] / -direction[2], np.inf)
+            to_cylinder = far_m / np.hypot(direction[0], direction[1])
+        reach = np.minimum(to_road, to_cylinder)
+        points = origin[:, None] + reach * direction  # (3, HW) in the old ego frame
+        camera = ego_to_camera[:3, :3] @ points + ego_to_camera[:3, 3:4]
+        uv = intrinsics @ camera
+        ahead = camera[2] > 1e-3
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(ahead, uv[0] / uv[2] - pixel_offset, -1e6)
+            v = np.where(ahead, uv[1] / uv[2] - pixel_offset, -1e6)
+        out[i] = np.stack([u, v], axis=-1).reshape(h, w, 2)
+    return out
+
+
+def warp_frames(frames: torch.Tensor, source: np.ndarray) -> torch.Tensor:
+    """frames (B, C, H, W), source pixel coordinates (B, n, H, W, 2) -> (B, n, C, H, W), bilinear, edges repeated."""
+    b, c, h, w = frames.shape
+    n = source.shape[1]
+    grid = torch.as_tensor(source, dtype=torch.float32, device=frames.device)  # (B, n, H, W, 2)
+    # grid_sample's normalised coordinates (align_corners=False): -1 and 1 are the outer edges of the border pixels.
+    scale = torch.tensor([2.0 / w, 2.0 / h], device=frames.device)
+    grid = ((grid + 0.5) * scale - 1.0).clamp(-2.0, 2.0)
+    repeated = frames[:, None].expand(b, n, c, h, w).reshape(b * n, c, h, w)
+    out = F.grid_sample(repeated.float(), grid.reshape(b * n, h, w, 2), mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.reshape(b, n, c, h, w).to(frames.dtype)

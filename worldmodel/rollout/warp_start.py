@@ -1,0 +1,78 @@
+"""Warp start: begin each chunk's sampling from its last reference frame moved along the commanded ego path.
+
+A training-free action prior in the spirit of SDEdit and of warp-then-denoise camera control: the last
+reference frame of every camera is re-rendered at each new frame's commanded ego pose (`ground_warp`: road
+plane plus a far cylinder), encoded, noised to `tau` and denoised by the model from there. The warp fixes
+where the road is, so the video moves as the actions say even where the model alone would hold the
+picture still (a small model trained for minutes; BENCHMARKS.md "Warp start"); the model draws what the
+warp gets wrong (buildings and cars, which are not on the road plane, and the view's new edges).
+At tau = 1 the warp is drowned in noise and sampling is the plain sampler's.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from worldmodel.data.actions import DEFAULT_ACTION_TIMES
+from worldmodel.rollout.action_path import chunk_motion
+from worldmodel.rollout.ground_warp import source_pixels, warp_frames
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """A job's cameras: intrinsics (V, 3, 3) in pixels of its frames, camera_to_ego (V, 4, 4, OpenCV axes)."""
+
+    intrinsics: np.ndarray
+    camera_to_ego: np.ndarray
+    pixel_offset: float  # where the intrinsics put pixel j's centre: j + offset
+
+    def key(self) -> tuple:
+        return (self.intrinsics.tobytes(), self.camera_to_ego.tobytes(), self.pixel_offset)
+
+
+class WarpStart:
+    """First guesses of a chunk's new frames, one calibration per batch item; `tau` is where sampling begins."""
+
+    def __init__(self, codec, calibrations: Sequence[CameraCalibration], fps: float, tau: float,
+                 far_m: float = 30.0, action_times: Sequence[float] = DEFAULT_ACTION_TIMES) -> None:
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), got {tau}")
+        if far_m <= 0:
+            raise ValueError(f"far_m must be > 0, got {far_m}")
+        self.codec, self.calibrations, self.fps, self.tau = codec, list(calibrations), float(fps), float(tau)
+        self.far_m, self.action_times = float(far_m), tuple(action_times)
+        self._grids: dict[tuple, np.ndarray] = {}  # motions repeat (a scenario's straight cruise): reuse their grids
+
+    def _source(self, motion: np.ndarray, calibration: CameraCalibration, view: int,
+                size: tuple[int, int]) -> np.ndarray:
+        key = (motion.round(6).tobytes(), calibration.key(), view, size)
+        if key not in self._grids:
+            self._grids[key] = source_pixels(motion, calibration.intrinsics[view], calibration.camera_to_ego[view],
+                                             size, calibration.pixel_offset, self.far_m)
+            if len(self._grids) > 256:
+                self._grids.pop(next(iter(self._grids)))
+        return self._grids[key]
+
+    @torch.no_grad()
+    def __call__(self, refs: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
+                 chunk_frames: int) -> torch.Tensor:
+        """refs (B, k, V, C, h, w) latents; the chunk's actions (B, 19) / (B, 5) -> (B, chunk_frames - k, V, C, h, w).
+
+        The references are the chunk's frames 0 .. k-1 and its actions start at frame 0 (the rollout's plan),
+        so the last reference sits (k - 1) / fps seconds along the commanded path.
+        """
+        b, k, v = refs.shape[:3]
+        if len(self.calibrations) != b:
+            raise ValueError(f"got {len(self.calibrations)} camera calibrations for a batch of {b}")
+        motion = chunk_motion(values, valid, k - 1, range(k, chunk_frames), self.fps, self.action_times)  # (B, n, 3)
+        last = self.codec.decode_video(refs[:, k - 1 :]).float()[:, 0]  # (B, V, 3, H, W)
+        size = tuple(last.shape[-2:])
+        warped = torch.stack([
+            torch.stack([warp_frames(last[i, view][None],
+                                     self._source(motion[i], self.calibrations[i], view, size)[None])[0]
+                         for view in range(v)], dim=1)  # (n, V, 3, H, W)
+            for i in range(b)])
+        return self.codec.encode_video(warped.to(refs.device)).to(refs.dtype)  # (B, n, V, C, h, w)
