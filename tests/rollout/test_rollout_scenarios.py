@@ -117,3 +117,15 @@ def test_warp_start_refuses_what_it_cannot_warp_before_writing(tiny_export: Path
     with pytest.raises(ValueError, match="still has none .*warp_start=null"):
         _run(tiny_export, tmp_path / "b", f"scenario={scenario}", "warp_start=0.5")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_rollout_command_says_where_sampling_began(tiny_export: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "worldmodel-rollout"
+    out = subprocess.run([str(script), f"checkpoint={tiny_export}", f"run_dir={tmp_path}/r", "device=cpu",
+                          "progress=false", "scenario=straight_cruise", "horizon_s=0.8", "warp_start=0.5"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "sampling: from tau 0.5: each chunk's last frame moved along the commanded path (warp start)" in out.stdout

@@ -32,6 +32,10 @@ def main(cfg: DictConfig) -> None:
         if (motion := motion_line(run.metrics)) is not None:
             print(f"  motion seen in CAM_FRONT: {motion}")
     m = result.metrics
+    p = m["protocol"]
+    begin = ("from pure noise" if p["warp_start"] is None else
+             f"from tau {p['warp_start']:g}: each chunk's last frame moved along the commanded path (warp start)")
+    print(f"sampling: {begin}; {p['sampler_steps']}-step schedule, CFG {p['cfg_scale']:g}, churn {p['sampler_churn']:g}")
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
               f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")

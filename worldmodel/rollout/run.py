@@ -155,7 +155,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
-            "sampler_reference_noise": sampler.reference_noise, "warp_start": cfg.warp_start,
+            "sampler_reference_noise": sampler.reference_noise, "warp_start": warp_start,
             "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
@@ -177,7 +177,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                 "chunk_frames": schedule0.chunk_frames, "frames": outcomes[0].job.num_frames,
                 "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
                 "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
-                "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "warp_start": cfg.warp_start,
+                "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "warp_start": warp_start,
                 "checkpoint_step": loaded.step}
     metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
