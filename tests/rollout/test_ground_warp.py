@@ -37,7 +37,13 @@ def test_turning_in_place_is_the_rotation_homography() -> None:
     c, s = np.cos(yaw), np.sin(yaw)
     rotation = np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])  # ego yaw left, in OpenCV camera axes
     pixels = np.concatenate([_grid(SIZE), np.ones((*SIZE, 1))], axis=-1) @ (K @ rotation @ np.linalg.inv(K)).T
-    np.testing.assert_allclose(source, pixels[..., :2] / pixels[..., 2:], atol=1e-6)
+    expected = pixels[..., :2] / pixels[..., 2:]
+    inside = ((expected[..., 0] >= -0.5) & (expected[..., 0] <= SIZE[1] - 0.5)
+              & (expected[..., 1] >= -0.5) & (expected[..., 1] <= SIZE[0] - 0.5))
+    np.testing.assert_allclose(source[inside], expected[inside], atol=1e-6)
+    # The left edge of the new view was outside the old frame: those pixels keep the old frame's colour.
+    assert (~inside[:, :3]).all()
+    np.testing.assert_allclose(source[~inside], _grid(SIZE)[~inside], atol=1e-9)
     assert source[18, 32, 0] == pytest.approx(32.0 - 40.0 * np.tan(yaw))  # the view's centre was left of it
 
 

@@ -129,3 +129,9 @@ def test_rollout_command_says_where_sampling_began(tiny_export: Path, tmp_path: 
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "sampling: from tau 0.5: each chunk's last frame moved along the commanded path (warp start)" in out.stdout
+
+
+def test_warp_start_on_the_six_camera_rig(mview_export: Path, tmp_path: Path) -> None:
+    _run(mview_export, tmp_path, "scenario=right_turn", "horizon_s=0.8", "warp_start=0.5")
+    assert read_video(tmp_path / "right_turn" / "CAM_BACK.mp4").shape == (8, 32, 64, 3)
+    assert _latents(tmp_path / "right_turn" / "latents.safetensors").shape[:2] == (8, 6)

@@ -4,8 +4,10 @@ Without depth, a driving frame is well approximated by two surfaces: the road pl
 (everything below the horizon that is near) and, for the rest (sky, buildings, distant road), a vertical
 cylinder of radius `far_m` around the new camera. Each pixel of the new view casts its ray onto the nearer of
 the two, and takes the colour that the old camera saw at that point (a backward warp: every output pixel is
-defined). Where the old camera did not see the point (behind it, or outside its frame) the nearest edge colour
-is used. The road, which carries most of the motion cues of a driving video, then moves exactly as the ego does.
+defined). Where the old camera did not see the point (outside its frame or behind it) the pixel keeps the old
+frame's colour at the same place: on the 8 procedural test clips that is as good as repeating the nearest edge
+for the front camera and better for the back one (the road behind a car that drove forward was never in its
+back camera's frame, and the edge it projects to is often sky). The road, which carries most of the motion cues of a driving video, then moves exactly as the ego does.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def source_pixels(motion: np.ndarray, intrinsics: np.ndarray, camera_to_ego: np.
     motion (n, 3): the new ego poses x, y, yaw in the ego frame of the old one; intrinsics (3, 3) and
     camera_to_ego (4, 4, OpenCV camera axes) of one camera, the same before and after; size (H, W);
     `pixel_offset`: where the intrinsics put pixel j's centre (j + offset; 0.5 for the procedural renderer).
-    Coordinates are pixel indices (column j's centre at j); points the old camera sees behind it get -1e6.
+    Coordinates are pixel indices (column j's centre at j). A pixel whose point the old camera did not see (outside
+    its frame, or behind it) keeps its own position: the old frame's colour there.
     """
     h, w = size
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -53,16 +56,17 @@ def source_pixels(motion: np.ndarray, intrinsics: np.ndarray, camera_to_ego: np.
         points = origin[:, None] + reach * direction  # (3, HW) in the old ego frame
         camera = ego_to_camera[:3, :3] @ points + ego_to_camera[:3, 3:4]
         uv = intrinsics @ camera
-        ahead = camera[2] > 1e-3
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.where(ahead, uv[0] / uv[2] - pixel_offset, -1e6)
-            v = np.where(ahead, uv[1] / uv[2] - pixel_offset, -1e6)
+            u, v = uv[0] / uv[2] - pixel_offset, uv[1] / uv[2] - pixel_offset
+        seen = (camera[2] > 1e-3) & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
+        u, v = np.where(seen, u, cols.ravel()), np.where(seen, v, rows.ravel())
         out[i] = np.stack([u, v], axis=-1).reshape(h, w, 2)
     return out
 
 
 def warp_frames(frames: torch.Tensor, source: np.ndarray) -> torch.Tensor:
-    """frames (B, C, H, W), source pixel coordinates (B, n, H, W, 2) -> (B, n, C, H, W), bilinear, edges repeated."""
+    """frames (B, C, H, W), source pixel coordinates (B, n, H, W, 2) -> (B, n, C, H, W), bilinear (edges repeated
+    for the half pixel beyond the outer centres)."""
     b, c, h, w = frames.shape
     n = source.shape[1]
     grid = torch.as_tensor(source, dtype=torch.float32, device=frames.device)  # (B, n, H, W, 2)
