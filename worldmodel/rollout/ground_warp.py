@@ -49,14 +49,14 @@ def source_pixels(motion: np.ndarray, intrinsics: np.ndarray, camera_to_ego: np.
     for i, new_to_old in enumerate(pose_matrix(motion)):
         origin = new_to_old[:3, :3] @ camera_to_ego[:3, 3] + new_to_old[:3, 3]  # (3,) camera centre, old ego frame
         direction = new_to_old[:3, :3] @ rays  # (3, HW)
-        with np.errstate(divide="ignore"):
+        # A ray straight up meets neither surface: its point is not finite, and `seen` below drops it.
+        with np.errstate(divide="ignore", invalid="ignore"):
             to_road = np.where(direction[2] < -_MIN_DROP, origin[2] / -direction[2], np.inf)
             to_cylinder = far_m / np.hypot(direction[0], direction[1])
-        reach = np.minimum(to_road, to_cylinder)
-        points = origin[:, None] + reach * direction  # (3, HW) in the old ego frame
-        camera = ego_to_camera[:3, :3] @ points + ego_to_camera[:3, 3:4]
-        uv = intrinsics @ camera
-        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = np.minimum(to_road, to_cylinder)
+            points = origin[:, None] + reach * direction  # (3, HW) in the old ego frame
+            camera = ego_to_camera[:3, :3] @ points + ego_to_camera[:3, 3:4]
+            uv = intrinsics @ camera
             u, v = uv[0] / uv[2] - pixel_offset, uv[1] / uv[2] - pixel_offset
         seen = (camera[2] > 1e-3) & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
         u, v = np.where(seen, u, cols.ravel()), np.where(seen, v, rows.ravel())
