@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.actions import pack_actions
-from worldmodel.rollout.action_path import chunk_motion, path_poses, relative_pose
+from worldmodel.data.actions import pack_actions, relative_pose
+from worldmodel.rollout.action_path import chunk_motion, path_poses
 
 
 def test_straight_cruise_is_linear_and_goes_on_past_the_last_waypoint() -> None:

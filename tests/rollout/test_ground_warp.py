@@ -7,7 +7,7 @@ import torch
 
 from worldmodel.data.synthetic import CAMERAS, SyntheticDriving
 from worldmodel.eval.ego_motion import level_camera
-from worldmodel.rollout.action_path import relative_pose
+from worldmodel.data.actions import relative_pose
 from worldmodel.rollout.ground_warp import source_pixels, warp_frames
 
 SIZE = (36, 64)

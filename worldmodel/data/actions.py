@@ -48,6 +48,19 @@ class CommandThresholds:
     lane_change_lateral_m: float = 0.8  # lateral offset not explained by the heading: lane change
 
 
+def field_slice(name: str) -> slice:
+    """The columns of field `name` in a packed action vector (`pack_actions`: ACTION_FIELDS order)."""
+    start = sum(ACTION_DIMS[f] for f in ACTION_FIELDS[: ACTION_FIELDS.index(name)])
+    return slice(start, start + ACTION_DIMS[name])
+
+
+def relative_pose(origin: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Planar poses (..., 3) x, y, yaw -> `pose` expressed in the ego frame of `origin` (..., 3)."""
+    dx, dy = pose[..., 0] - origin[..., 0], pose[..., 1] - origin[..., 1]
+    c, s = np.cos(origin[..., 2]), np.sin(origin[..., 2])
+    return np.stack([c * dx + s * dy, -s * dx + c * dy, pose[..., 2] - origin[..., 2]], axis=-1)
+
+
 def _final_heading(trajectory: np.ndarray) -> float:
     """Heading of the path at its end, from the last segment long enough to carry a direction."""
     points = np.concatenate([np.zeros((1, 2)), trajectory], axis=0)
@@ -171,13 +184,10 @@ def actions_from_ego_states(timestamps: np.ndarray, positions: np.ndarray, yaws:
     def interp(values: np.ndarray, t: np.ndarray | float) -> np.ndarray:
         return np.interp(t, times, values)
 
-    origin = np.array([interp(positions[:, 0], origin_time), interp(positions[:, 1], origin_time)])
-    yaw0 = float(interp(yaws, origin_time))
-    world = np.stack([interp(positions[:, 0], query), interp(positions[:, 1], query)], axis=-1)
-    c, s = np.cos(yaw0), np.sin(yaw0)
-    delta = world - origin
-    # World -> ego frame at the origin: rotate by -yaw0.
-    trajectory = np.stack([c * delta[:, 0] + s * delta[:, 1], -s * delta[:, 0] + c * delta[:, 1]], axis=-1)
+    origin = np.array([interp(positions[:, 0], origin_time), interp(positions[:, 1], origin_time),
+                       interp(yaws, origin_time)])
+    world = np.stack([interp(positions[:, 0], query), interp(positions[:, 1], query), np.zeros(len(query))], axis=-1)
+    trajectory = relative_pose(origin, world)[:, :2]  # world -> ego frame at the origin
     out["trajectory"] = trajectory.astype(np.float32)
     out["valid"]["trajectory"] = True
 

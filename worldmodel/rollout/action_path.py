@@ -3,8 +3,9 @@
 The trajectory field holds four waypoints (at `action_times`, default 0.5 ... 2.0 s) in the ego frame of the
 action origin (x forward, y left). Between them the path is a cubic Hermite curve whose tangents are Catmull-Rom
 differences, except at the origin, where the ego by definition heads along +x, and at the last waypoint (the
-tangent of a parabola through the last segment); past the last waypoint it goes on straight along that tangent. The heading is the direction of the path's derivative, held while the
-ego stands still (a stopped car has no direction of travel to read).
+tangent of a parabola through the last segment); past the last waypoint it goes on straight along that
+tangent. The heading is the direction of the path's derivative, held while the ego stands still (a stopped
+car has no direction of travel to read).
 """
 from __future__ import annotations
 
@@ -13,18 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from worldmodel.data.actions import ACTION_FIELDS, ACTION_DIMS, DEFAULT_ACTION_TIMES
+from worldmodel.data.actions import ACTION_FIELDS, DEFAULT_ACTION_TIMES, field_slice, relative_pose
 
 # Below this speed the path's direction is noise; the heading then stays where it was.
 STANDSTILL_MPS = 0.3
 
 
-def _field_slice(name: str) -> slice:
-    start = sum(ACTION_DIMS[f] for f in ACTION_FIELDS[: ACTION_FIELDS.index(name)])
-    return slice(start, start + ACTION_DIMS[name])
-
-
-TRAJECTORY = _field_slice("trajectory")
+TRAJECTORY = field_slice("trajectory")
 TRAJECTORY_GROUP = ACTION_FIELDS.index("trajectory")
 
 
@@ -72,13 +68,6 @@ def path_poses(trajectory: np.ndarray, times: Sequence[float],
             heading = float(np.arctan2(velocity[j, 1], velocity[j, 0]))
         yaw[j] = heading
     return np.concatenate([position, yaw[:, None]], axis=1)
-
-
-def relative_pose(origin: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Poses (..., 3) x, y, yaw -> `pose` expressed in the ego frame of `origin` (..., 3)."""
-    dx, dy = pose[..., 0] - origin[..., 0], pose[..., 1] - origin[..., 1]
-    c, s = np.cos(origin[..., 2]), np.sin(origin[..., 2])
-    return np.stack([c * dx + s * dy, -s * dx + c * dy, pose[..., 2] - origin[..., 2]], axis=-1)
 
 
 def chunk_motion(values: torch.Tensor, valid: torch.Tensor, from_frame: int, to_frames: Sequence[int], fps: float,

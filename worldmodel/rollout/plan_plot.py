@@ -10,12 +10,11 @@ matplotlib.use("Agg")  # files only; never open a window (CI and servers have no
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from worldmodel.data.actions import ACTION_DIMS, ACTION_FIELDS, Command  # noqa: E402
+from worldmodel.data.actions import ACTION_FIELDS, Command, field_slice  # noqa: E402
 from worldmodel.files import atomic_path  # noqa: E402
 from worldmodel.rollout.engine import ChunkActions  # noqa: E402
 from worldmodel.rollout.jobs import EgoTrack  # noqa: E402
 
-_OFFSETS = dict(zip(ACTION_FIELDS, np.cumsum([0] + [ACTION_DIMS[f] for f in ACTION_FIELDS])))
 
 
 def chunk_summary(plan: Sequence[ChunkActions]) -> list[dict[str, object]]:
@@ -24,12 +23,12 @@ def chunk_summary(plan: Sequence[ChunkActions]) -> list[dict[str, object]]:
     for values, valid in plan:
         v, ok = values[0].float().numpy(), valid[0].numpy()
         flag = dict(zip(ACTION_FIELDS, ok.tolist()))
-        traj = v[_OFFSETS["trajectory"]:_OFFSETS["trajectory"] + 8].reshape(4, 2)
+        traj = v[field_slice("trajectory")].reshape(4, 2)
         out.append({
             "command": Command(int(round(v[0]))).name.lower() if flag["command"] else None,
             "final_waypoint": np.round(traj[-1].astype(np.float64), 2).tolist() if flag["trajectory"] else None,
-            "final_speed": round(float(v[_OFFSETS["speed"] + 3]), 2) if flag["speed"] else None,
-            "final_angle": round(float(v[_OFFSETS["angle"] + 3]), 3) if flag["angle"] else None,
+            "final_speed": round(float(v[field_slice("speed")][3]), 2) if flag["speed"] else None,
+            "final_angle": round(float(v[field_slice("angle")][3]), 3) if flag["angle"] else None,
         })
     return out
 

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from worldmodel.data.actions import relative_pose  # noqa: E402
 from worldmodel.data.synthetic import CAMERAS  # noqa: E402
 from worldmodel.eval.action_following import integrate  # noqa: E402
 from worldmodel.eval.ego_motion import estimate_ego_motion  # noqa: E402
@@ -105,12 +106,6 @@ def drive_pair(wm_env: WorldModelEnv, truth_env: ProceduralEnv, policy: Callable
 # ----------------------------------------------------------------------
 # Metrics
 # ----------------------------------------------------------------------
-def _relative_poses(poses: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    c, s = math.cos(origin[2]), math.sin(origin[2])
-    d = poses[:, :2] - origin[:2]
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], poses[:, 2] - origin[2]], axis=-1)
-
-
 def odometry_drift(frames: np.ndarray, states: np.ndarray, cameras: list[str], size: tuple[int, int], fps: float,
                    num_reference: int) -> dict[str, np.ndarray] | None:
     """Per generated frame: position error (m) of the path seen by front-camera odometry, speed and yaw-rate errors."""
@@ -122,7 +117,7 @@ def odometry_drift(frames: np.ndarray, states: np.ndarray, cameras: list[str], s
     motion = estimate_ego_motion(clip, front.intrinsics(size), fps, camera_to_ego=front.camera_to_ego(),
                                  pixel_offset=0.5)
     seen = integrate(motion)  # (n, 3) relative to the last reference frame
-    true = _relative_poses(states[num_reference - 1:, 1:4], states[num_reference - 1, 1:4])
+    true = relative_pose(states[num_reference - 1, 1:4], states[num_reference - 1:, 1:4])
     true_speed = 0.5 * (states[num_reference - 1:-1, 4] + states[num_reference:, 4])
     true_yaw_rate = np.diff(np.unwrap(states[num_reference - 1:, 3])) * fps
     return {"position_m": np.linalg.norm(seen[1:, :2] - true[1:, :2], axis=1),
