@@ -18,7 +18,7 @@ import torch
 from worldmodel.checkpoint import load_world_model
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
-from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
+from worldmodel.diffusion.prediction import output_to_velocity, prediction_of, sigma_data_of
 from worldmodel.rollout.run import held_out_dataset
 from worldmodel.viz.tensors import from_uint8
 
@@ -63,7 +63,7 @@ def main() -> None:
             tau_frames = torch.where(is_reference, 0.0, tau)  # (B, T)
             z_tau = (1 - tau_frames[frame]) * z0 + tau_frames[frame] * eps
             out = model(z_tau, tau_frames, actions=actions, action_valid=valid, is_reference=is_reference)
-            velocity = output_to_velocity(out, z_tau, tau_frames, prediction_of(model))
+            velocity = output_to_velocity(out, z_tau, tau_frames, prediction_of(model), sigma_data_of(model))
             x0_hat = z_tau - tau_frames[frame] * velocity
             print(f"| {tau} | {psnr(codec.decode_video(x0_hat)[:, 1:], real[:, 1:]):.2f} |")
 

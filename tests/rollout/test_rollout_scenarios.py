@@ -10,6 +10,7 @@ from safetensors import safe_open
 
 from worldmodel.config import compose_config
 from worldmodel.rollout.run import rollout
+from worldmodel.rollout.warp_start import WarpStartError
 from worldmodel.viz.video import read_video
 
 
@@ -114,7 +115,7 @@ def test_warp_start_refuses_what_it_cannot_warp_before_writing(tiny_export: Path
     scenario = tmp_path / "still.yaml"
     scenario.write_text("source:\n  files: [still.png]\nseed: 0\nhorizon_s: 1.0\n"
                         "actions:\n  - {at: 0.0, do: cruise, speed: 8}\n")
-    with pytest.raises(ValueError, match="still has none .*warp_start=null"):
+    with pytest.raises(WarpStartError, match="still has none .*warp_start=null"):
         _run(tiny_export, tmp_path / "b", f"scenario={scenario}", "warp_start=0.5")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -129,6 +130,11 @@ def test_rollout_command_says_where_sampling_began(tiny_export: Path, tmp_path: 
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "sampling: from tau 0.5: each chunk's last frame moved along the commanded path (warp start)" in out.stdout
+    refused = subprocess.run([str(script), f"checkpoint={tiny_export}", f"run_dir={tmp_path}/bad", "device=cpu",
+                              "progress=false", "scenario=straight_cruise", "warp_start=1.5"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "worldmodel-rollout: warp_start must be a diffusion time in (0, 1]" in refused.stderr
 
 
 def test_warp_start_on_the_six_camera_rig(mview_export: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import CONF_DIR
 from worldmodel.rollout.motion import motion_line
 from worldmodel.rollout.run import rollout
+from worldmodel.rollout.warp_start import WarpStartError
 from worldmodel.rollout.yamlmarks import ScenarioError
 
 
@@ -20,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
     try:
         result = rollout(cfg)
-    except (CheckpointError, ScenarioError) as err:
+    except (CheckpointError, ScenarioError, WarpStartError) as err:
         sys.exit(f"worldmodel-rollout: {err}")
     for run in result.runs:
         print(f"wrote {run.folder}/ ({', '.join(sorted(p.name for p in run.folder.iterdir()))})")

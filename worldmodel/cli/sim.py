@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
 from worldmodel.config import CONF_DIR
+from worldmodel.rollout.warp_start import WarpStartError
 from worldmodel.rollout.yamlmarks import ScenarioError
 from worldmodel.sim.policies import PolicyError
 from worldmodel.sim.run import simulate
@@ -20,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
     try:
         result = simulate(cfg)
-    except (CheckpointError, ScenarioError, PolicyError) as err:
+    except (CheckpointError, ScenarioError, PolicyError, WarpStartError) as err:
         sys.exit(f"worldmodel-sim: {err}")
     for i, ep in enumerate(result.episodes):
         print(f"episode {i}: {ep['scenario']} seed {ep['seed']}: {ep['steps']} steps, {ep['simulated_s']} s, "

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
+from worldmodel.diffusion.prediction import output_to_velocity, prediction_of, sigma_data_of
 from worldmodel.diffusion.rectified_flow import RectifiedFlow
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 
@@ -118,7 +118,7 @@ class FlowEulerSampler:
             batch_valid = torch.cat([action_valid.bool(), torch.zeros_like(action_valid, dtype=torch.bool)])
             batch_reference = torch.cat([is_reference, is_reference])  # (2B, T)
 
-        prediction = prediction_of(model)
+        prediction, sigma_data = prediction_of(model), sigma_data_of(model)
         clean_reference = reference
         if self.reference_noise > 0 and k > 0:
             ref_noise = gaussian(tuple(reference.shape), generator, device, dtype)
@@ -137,12 +137,12 @@ class FlowEulerSampler:
                 out = model(torch.cat([latents, latents]), torch.cat([tau_frames, tau_frames]),
                             actions=batch_actions, action_valid=batch_valid, is_reference=batch_reference)
                 cond, uncond = output_to_velocity(out, torch.cat([latents, latents]),
-                                                  torch.cat([tau_frames, tau_frames]), prediction).chunk(2)
+                                                  torch.cat([tau_frames, tau_frames]), prediction, sigma_data).chunk(2)
                 velocity = uncond + self.cfg_scale * (cond - uncond)  # (B, T, V, C, H, W)
             else:
                 out = model(latents, tau_frames, actions=actions, action_valid=action_valid,
                             is_reference=is_reference)
-                velocity = output_to_velocity(out, latents, tau_frames, prediction)
+                velocity = output_to_velocity(out, latents, tau_frames, prediction, sigma_data)
             z = self._step(z, velocity[:, k:], float(tau), float(tau_next), generator)
         return torch.cat([clean_reference, z], dim=1)  # (B, T, V, C, H, W)
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from worldmodel.diffusion import draws
 from worldmodel.diffusion.draws import Generators
-from worldmodel.diffusion.prediction import output_to_velocity, prediction_of
+from worldmodel.diffusion.prediction import output_to_velocity, prediction_of, sigma_data_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 from worldmodel.model.masking import MaskPlan, merge_mask_plans, sample_mask_plan
 
@@ -143,7 +143,7 @@ class RectifiedFlow:
         """
         b, t = latents.shape[:2]
         device = latents.device
-        prediction = prediction_of(model)
+        prediction, sigma_data = prediction_of(model), sigma_data_of(model)
         is_reference = torch.arange(t, device=device)[None] < num_reference.to(device)[:, None]  # (B, T)
         tau = self.sample_tau(b, device, generator)  # (B,)
         tau_frames = torch.where(is_reference, torch.zeros_like(tau[:, None]), tau[:, None])  # (B, T)
@@ -169,7 +169,7 @@ class RectifiedFlow:
             extra = {} if plan is None else {"mask_plan": plan}
             out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
                         is_reference=pick(is_reference), **extra)
-            pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction)
+            pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction, sigma_data)
             err_map = (pred.float() - pick(target).float()).square()
             err = err_map.mean(dim=(2, 3, 4, 5))  # (R, T)
             if self.dynamics_weight > 0:

@@ -17,7 +17,7 @@ from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.eval.accumulate import FVD_RESAMPLE_FRAMES, EvalAccumulator
 from worldmodel.eval.features import I3D_SIZE, INCEPTION_SIZE, I3DFeatures, InceptionFeatures
-from worldmodel.eval.generate import generate_batch
+from worldmodel.eval.generate import clip_warp_start, generate_batch
 from worldmodel.eval.i3d import MIN_FRAMES
 from worldmodel.eval.protocol import EvalProtocol, ProtocolError
 from worldmodel.eval.report import write_eval_report
@@ -27,6 +27,7 @@ from worldmodel.eval.summary import summarize
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
+from worldmodel.rollout.warp_start import WarpStart, WarpStartError
 from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
@@ -68,7 +69,8 @@ def _sample_video(path: Path, truth: np.ndarray, generated: np.ndarray, cameras:
 
 def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSchedule, frames: int,
                      indices: list[int], dataset_size: int, sampler: Any, loaded: LoadedWorldModel,
-                     precision: torch.dtype | None, seg: list[tuple[str, int, int]]) -> dict[str, Any]:
+                     precision: torch.dtype | None, seg: list[tuple[str, int, int]],
+                     warp_start: float | None) -> dict[str, Any]:
     """What decided the numbers, written next to them."""
     k = protocol.first_reference
     return {
@@ -80,6 +82,7 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "chunk_frames": schedule.chunk_frames, "carry_frames": schedule.carry_frames, "chunks": schedule.num_chunks,
             "segments": [{"label": label, "first_frame": a, "end_frame": b} for label, a, b in seg],
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
+            "warp_start": warp_start,
             "precision": str(precision or "float32"),
             "noise_seed_of_video_i": f"{protocol.seed} + i",
             "fid_features": f"Inception-v3 TF 2015-12-05 pool3 2048-d, bilinear antialiased resize to "
@@ -92,6 +95,15 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "checkpoint": str(loaded.source), "checkpoint_step": loaded.step,
         },
     }
+
+
+def _warp_start(loaded: LoadedWorldModel, schedule: ChunkSchedule, clips: list[dict[str, Any]], names: list[str],
+                fps: float, protocol: EvalProtocol, tau: float | None) -> WarpStart | None:
+    """The batch's warp start (None without one); a clip it cannot warp is a ProtocolError naming it."""
+    try:
+        return clip_warp_start(loaded, schedule, clips, names, fps, protocol.use_actions, tau)
+    except WarpStartError as err:
+        raise ProtocolError(f"protocol {protocol.name!r}: {err}") from None
 
 
 def _state_path(run_dir: Path, shard: int, shards: int) -> Path:
@@ -127,11 +139,15 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     dataset = _dataset(protocol, loaded, rig, schedule.total_frames + lookahead, protocol.num_videos)
     indices = select_clips(dataset, protocol.selection, protocol.num_videos)
     first = dataset[indices[0]]
+    warp_start = None if cfg.get("warp_start") is None else float(cfg.warp_start)
+    # Checked on the first clip before anything is written: a refusal leaves the run folder as it was.
+    _warp_start(loaded, schedule, [first], [f"clip{indices[0]:05d}"], rig.fps, protocol, warp_start)
     _check_views(first, loaded, protocol)
     views = np.asarray(first["frames"]).shape[1]
     seg = segments(k, frames, rig.fps, protocol.horizon_step_s)
     precision = autocast_dtype(cfg.precision, device)
-    record = _protocol_record(protocol, rig, schedule, frames, indices, len(dataset), sampler, loaded, precision, seg)
+    record = _protocol_record(protocol, rig, schedule, frames, indices, len(dataset), sampler, loaded, precision, seg,
+                              warp_start)
 
     needs_fid, needs_fvd = "fid" in protocol.metrics, "fvd" in protocol.metrics
     inception = InceptionFeatures(cfg.inception_weights).to(device) if needs_fid else None
@@ -150,7 +166,9 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     fingerprint = protocol.fingerprint(
         checkpoint=str(loaded.source), step=loaded.step, sampler_steps=sampler.num_steps,
         cfg_scale=sampler.cfg_scale, churn=sampler.churn, clips=indices, frames=frames, size=list(rig.size),
-        precision=str(precision))
+        precision=str(precision),
+        # Only when set, so that evaluations begun before the warp start existed still resume.
+        **({} if warp_start is None else {"warp_start": warp_start}))
     accumulator = new_accumulator()
     state = EvalState(_state_path(run_dir, shard, shards), fingerprint)
     state.restore(accumulator, resume=bool(cfg.resume))
@@ -165,11 +183,13 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     for n, i in enumerate(range(0, len(todo), batch_size)):
         positions = todo[i : i + batch_size]
         clips = [first if p == 0 else dataset[indices[p]] for p in positions]
+        names = [f"clip{indices[p]:05d}" for p in positions]
+        start = _warp_start(loaded, schedule, clips, names, rig.fps, protocol, warp_start)
         generated = generate_batch(loaded, engine, clips, [protocol.seed + p for p in positions], frames,
-                                   protocol.use_actions, device)
+                                   protocol.use_actions, device, start=start)
         for b, p in enumerate(positions):
             truth = np.asarray(clips[b]["frames"])[:frames]
-            name = f"clip{indices[p]:05d}"
+            name = names[b]
             accumulator.add_video(p, name, generated[b], truth, clips[b]["actions"], clips[b]["meta"])
             if p < int(cfg.write_videos):
                 _sample_video(samples / f"{name}.mp4", truth, generated[b], list(clips[b]["meta"]["cameras"]), rig.fps)

@@ -80,6 +80,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         mask_reconstruction: bool = False,
         mr_decoder_layers: int | None = None,
         prediction: str = "velocity",
+        sigma_data: float = 0.5,
     ):
         super().__init__()
         # Hydra hands over a ListConfig; store plain ints so the config saves as JSON.
@@ -95,6 +96,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
                              f"num_action_scalars={num_action_scalars}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if sigma_data <= 0:
+            raise ValueError(f"sigma_data (the latents' spread, for prediction=preconditioned) must be > 0, got {sigma_data}")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         if mr_decoder_layers is None:

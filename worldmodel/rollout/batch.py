@@ -13,7 +13,6 @@ import torch
 
 from worldmodel.checkpoint import LoadedWorldModel
 from worldmodel.files import atomic_write_json
-from worldmodel.rollout.action_path import TRAJECTORY_GROUP
 from worldmodel.rollout.actions import stack_plans
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import RolloutJob
@@ -21,7 +20,7 @@ from worldmodel.rollout.latents_file import StreamingSafetensors
 from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
-from worldmodel.rollout.warp_start import WarpStart
+from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
 from worldmodel.viz import from_uint8, to_uint8
 from worldmodel.viz.report import write_rollout_report
 
@@ -85,16 +84,8 @@ def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: t
 
 def warp_start_for(loaded: LoadedWorldModel, jobs: Sequence[RolloutJob], tau: float | None) -> WarpStart | None:
     """The warp start of a batch (None when `tau` is None); a job it cannot warp is named in a ValueError."""
-    if tau is None:
-        return None
-    for job in jobs:
-        if job.calibration is None:
-            raise ValueError(f"warp_start needs every camera's intrinsics and extrinsics; {job.name} has none "
-                             "(image and video sources carry no calibration): roll it out with warp_start=null")
-        if not all(bool(valid[:, TRAJECTORY_GROUP].all()) for _, valid in job.plan):
-            raise ValueError(f"warp_start follows the actions' trajectory; {job.name} has chunks without one "
-                             "(a clip without ego states): roll it out with warp_start=null")
-    return WarpStart(loaded.codec, [j.calibration for j in jobs], jobs[0].fps, tau)
+    return checked_warp_start(loaded.codec, [j.name for j in jobs], [j.calibration for j in jobs],
+                              [j.plan for j in jobs], jobs[0].fps, tau)
 
 
 class BatchRunner:

@@ -40,7 +40,8 @@ def drive_duration(schedule: ChunkSchedule, fps: float) -> float:
     return (schedule.total_frames - 1) / fps + _STATE_MARGIN_S
 
 
-def _camera_calibration(names: list[str], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def procedural_calibration(names: list[str], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics (V, 3, 3) at `size` and camera_to_ego (V, 4, 4) of the procedural rig's cameras `names`."""
     intrinsics = np.stack([CAMERAS[n].intrinsics(size) for n in names]).astype(np.float32)
     extrinsics = np.stack([CAMERAS[n].camera_to_ego() for n in names]).astype(np.float32)
     return intrinsics, extrinsics
@@ -71,7 +72,7 @@ def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, 
     world, log = drive_procedural(scenario, source, script, drive_duration(schedule, rig.fps), rig.fps)
     cameras = [c.name for c in resolve_views(rig.views)]
     track = EgoTrack(log.timestamps, log.poses, log.speeds, log.steering)
-    calibration = _camera_calibration(cameras, rig.size)
+    calibration = procedural_calibration(cameras, rig.size)
     plan = _scripted_plan(track.meta(cameras, *calibration), script, schedule, rig)
 
     def render(k: int) -> np.ndarray:

@@ -17,8 +17,12 @@ import numpy as np
 import torch
 
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
-from worldmodel.rollout.action_path import chunk_motion
+from worldmodel.rollout.action_path import TRAJECTORY_GROUP, chunk_motion
 from worldmodel.rollout.ground_warp import source_pixels, warp_frames
+
+
+class WarpStartError(ValueError):
+    """A warp start asked of something it cannot warp (no calibration, no trajectory, a bad time)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class WarpStart:
     def __init__(self, codec, calibrations: Sequence[CameraCalibration], fps: float, tau: float,
                  far_m: float = 30.0, action_times: Sequence[float] = DEFAULT_ACTION_TIMES) -> None:
         if not 0.0 < tau <= 1.0:
-            raise ValueError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), got {tau}")
+            raise WarpStartError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), got {tau}")
         if far_m <= 0:
             raise ValueError(f"far_m must be > 0, got {far_m}")
         self.codec, self.calibrations, self.fps, self.tau = codec, list(calibrations), float(fps), float(tau)
@@ -76,3 +80,23 @@ class WarpStart:
                          for view in range(v)], dim=1)  # (n, V, 3, H, W)
             for i in range(b)])
         return self.codec.encode_video(warped.to(refs.device)).to(refs.dtype)  # (B, n, V, C, h, w)
+
+
+def checked_warp_start(codec, names: Sequence[str], calibrations: Sequence[CameraCalibration | None],
+                       plans: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]], fps: float,
+                       tau: float | None) -> WarpStart | None:
+    """The warp start of a batch (None when `tau` is None), or a WarpStartError naming the first item it cannot warp.
+
+    names, calibrations and plans (per-chunk (values, valid) actions) are per batch item. Callers run this
+    before they write anything, so a refusal leaves no partial files.
+    """
+    if tau is None:
+        return None
+    for name, calibration, plan in zip(names, calibrations, plans, strict=True):
+        if calibration is None:
+            raise WarpStartError(f"warp_start needs every camera's intrinsics and extrinsics; {name} has none "
+                             "(image and video sources carry no calibration): run it with warp_start=null")
+        if not all(bool(valid[..., TRAJECTORY_GROUP].all()) for _, valid in plan):
+            raise WarpStartError(f"warp_start follows the actions' trajectory; {name} has chunks without one "
+                             "(a clip without ego states, or actions switched off): run it with warp_start=null")
+    return WarpStart(codec, list(calibrations), fps, tau)

@@ -68,7 +68,7 @@ def simulate(cfg: DictConfig) -> SimResult:
     env_kwargs = dict(horizon_s=float(cfg.horizon_s), chunk_s=float(cfg.chunk_s), carry_frames=int(cfg.carry_frames),
                       first_reference=int(cfg.first_reference), action_mode=cfg.action_mode,
                       precision=cfg.precision, num_steps=cfg.num_steps, cfg_scale=cfg.cfg_scale,
-                      churn=cfg.churn)
+                      churn=cfg.churn, warp_start=cfg.get("warp_start"))
     env: gym.Env = WorldModelEnv(loaded, **env_kwargs)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.record:
@@ -82,7 +82,7 @@ def simulate(cfg: DictConfig) -> SimResult:
     sampler = env.unwrapped.sampler  # the checkpoint's, with this run's overrides
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "policy": str(cfg.policy),
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale,
-            "sampler_churn": sampler.churn,
+            "sampler_churn": sampler.churn, "warp_start": env.unwrapped.warp_start,
             "config": OmegaConf.to_container(cfg, resolve=True)}
     atomic_write_json(run_dir / "episodes.json", {**base, "episodes": summaries,
                                                   "recorded": [str(p) for p in recorded]})

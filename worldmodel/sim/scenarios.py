@@ -16,10 +16,11 @@ import numpy as np
 
 from worldmodel.data.synthetic import CAMERAS, ProceduralWorld, render_views, resolve_views
 from worldmodel.rollout.engine import ChunkSchedule
-from worldmodel.rollout.jobs import ModelRig
+from worldmodel.rollout.jobs import ModelRig, calibration_of
 from worldmodel.rollout.scenario import ActionStep, ProceduralSource, Scenario, load_scenario, resolve_scenario
 from worldmodel.rollout.script import integrate_script, to_ego_script
-from worldmodel.rollout.sources import drive_procedural, scenario_job
+from worldmodel.rollout.sources import drive_procedural, procedural_calibration, scenario_job
+from worldmodel.rollout.warp_start import CameraCalibration
 from worldmodel.rollout.yamlmarks import ScenarioError
 from worldmodel.sim.ego import EgoState
 from worldmodel.sim.rewards import Route
@@ -42,6 +43,7 @@ class SimStart:
     front_camera: dict[str, Any]  # intrinsics / camera_to_ego / image_size for the Vista goal, or {}
     world: ProceduralWorld | None  # the procedural world, when the scenario has one
     info: dict[str, Any]
+    calibration: CameraCalibration | None = None  # every camera's, for the warp start; None for plain files
 
 
 def as_scenario(value: ScenarioLike) -> Scenario:
@@ -86,7 +88,8 @@ def procedural_start(scenario: Scenario, rig: ModelRig, first_reference: int, ho
     history = _states(log.timestamps[:first_reference], log.poses[:first_reference], log.speeds[:first_reference],
                       log.steering[:first_reference])
     return SimStart(scenario.name, reference, history, Route.from_path(log.poses[:, :2], log.speeds), cameras,
-                    _front_camera(cameras, rig.size), world, scenario.to_dict())
+                    _front_camera(cameras, rig.size), world, scenario.to_dict(),
+                    calibration_of(*procedural_calibration(cameras, rig.size), pixel_offset=0.5))
 
 
 def data_start(scenario: Scenario, rig: ModelRig, first_reference: int, horizon_s: float) -> SimStart:
@@ -106,7 +109,7 @@ def data_start(scenario: Scenario, rig: ModelRig, first_reference: int, horizon_
                       track.speeds[:first_reference],
                       None if track.steering is None else track.steering[:first_reference])
     return SimStart(scenario.name, job.reference, history, route, list(job.cameras),
-                    _front_camera(list(job.cameras), rig.size), None, scenario.to_dict())
+                    _front_camera(list(job.cameras), rig.size), None, scenario.to_dict(), job.calibration)
 
 
 def start_for(value: ScenarioLike, rig: ModelRig, first_reference: int, horizon_s: float) -> SimStart:
