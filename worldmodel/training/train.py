@@ -1,6 +1,7 @@
 """`train(cfg)`: build data, codec, model, objective and trainer from a composed config, then fit."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,10 @@ def train(cfg: DictConfig) -> TrainResult:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
                                       default_root_dir=str(run_dir))
     ckpt_path = _resolve_ckpt_path(cfg.ckpt_path, run_dir)
-    with oom_advice():
+    with oom_advice(), warnings.catch_warnings():
+        # Lightning warns that a mid-epoch resume is unreliable unless the loader itself is resumable; ours is
+        # not, but the data module restores its sampler's place from the checkpoint (exact resume, tested).
+        warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     last = run_dir / "checkpoints" / "last.ckpt"
