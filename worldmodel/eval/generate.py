@@ -25,13 +25,14 @@ def clip_plan(meta: dict[str, Any], schedule: ChunkSchedule, size: tuple[int, in
 
 def clip_warp_start(loaded: LoadedWorldModel, schedule: ChunkSchedule, clips: Sequence[dict[str, Any]],
                     names: Sequence[str], fps: float, use_actions: bool, tau: float | None) -> WarpStart | None:
-    """The warp start of a batch of clips (None when `tau` is None); a clip it cannot warp is named in a ValueError."""
+    """The warp start of a batch of clips (None when `tau` is None); a clip it cannot warp is named in a
+    WarpStartError."""
     if tau is None:
         return None
     size = np.asarray(clips[0]["frames"]).shape[2:4]
     plans = [clip_plan(c["meta"], schedule, size, use_actions) for c in clips]
-    calibrations = [calibration_of(c["meta"].get("intrinsics"), c["meta"].get("extrinsics"), pixel_offset_of(c["meta"]))
-                    for c in clips]
+    calibrations = [calibration_of(c["meta"].get("intrinsics"), c["meta"].get("extrinsics"),
+                                   pixel_offset_of(c["meta"])) for c in clips]
     return checked_warp_start(loaded.codec, names, calibrations, plans, fps, tau)
 
 

@@ -27,8 +27,8 @@ from worldmodel.eval.summary import summarize
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
-from worldmodel.rollout.warp_start import WarpStart, WarpStartError
 from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
+from worldmodel.rollout.warp_start import WarpStart, WarpStartError
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
 

@@ -97,7 +97,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if sigma_data <= 0:
-            raise ValueError(f"sigma_data (the latents' spread, for prediction=preconditioned) must be > 0, got {sigma_data}")
+            raise ValueError(f"sigma_data (the latents' spread, for prediction=preconditioned) must be > 0, "
+                             f"got {sigma_data}")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
         if mr_decoder_layers is None:

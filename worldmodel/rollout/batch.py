@@ -83,7 +83,7 @@ def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: t
 
 
 def warp_start_for(loaded: LoadedWorldModel, jobs: Sequence[RolloutJob], tau: float | None) -> WarpStart | None:
-    """The warp start of a batch (None when `tau` is None); a job it cannot warp is named in a ValueError."""
+    """The warp start of a batch (None when `tau` is None); a job it cannot warp is named in a WarpStartError."""
     return checked_warp_start(loaded.codec, [j.name for j in jobs], [j.calibration for j in jobs],
                               [j.plan for j in jobs], jobs[0].fps, tau)
 
