@@ -48,7 +48,8 @@ def test_eval_synthetic_protocol_end_to_end_on_a_trained_model(trained_run, tmp_
     out = _run("worldmodel-eval", f"checkpoint={trained_run.export_dir}", f"run_dir={tmp_path}/e", "protocol=synthetic",
                "protocol.num_videos=2", "protocol.num_frames=13", "progress=false", "write_videos=1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    for line in ("FID model", "FVD model", "PSNR model", "SSIM model", "copy-last-frame", "real-vs-real floor"):
+    for line in ("FID model", "FVD model", "PSNR model", "SSIM model", "copy-last-frame", "real-vs-real floor",
+                 "sampling: from pure noise; "):
         assert line in out.stdout, (line, out.stdout)
     run = tmp_path / "e"
     for name in ("metrics.json", "curves.png", "report.html", "eval_state.pt", "videos/clip00000.mp4"):

@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli.sampling import sampling_line
 from worldmodel.config import CONF_DIR
 from worldmodel.data.errors import DatasetError
 from worldmodel.eval.protocol import ProtocolError
@@ -43,6 +44,8 @@ def main(cfg: DictConfig) -> None:
     resolved = m["protocol"]["resolved"]
     print(f"protocol {m['protocol']['name']}: {resolved['videos']} videos, {resolved['predicted_frames']} predicted "
           f"frames each at {resolved['fps']:g} Hz")
+    print(sampling_line(resolved.get("warp_start"), resolved["sampler_steps"], resolved["cfg_scale"],
+                        resolved["sampler_churn"]))
     for name, unit in (("fid", ""), ("fvd", ""), ("psnr", " dB"), ("ssim", "")):
         line = _line(m, name, unit)
         if line:

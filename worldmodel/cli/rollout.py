@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli.sampling import sampling_line
 from worldmodel.config import CONF_DIR
 from worldmodel.rollout.motion import motion_line
 from worldmodel.rollout.run import rollout
@@ -34,9 +35,7 @@ def main(cfg: DictConfig) -> None:
             print(f"  motion seen in CAM_FRONT: {motion}")
     m = result.metrics
     p = m["protocol"]
-    begin = ("from pure noise" if p["warp_start"] is None else
-             f"from tau {p['warp_start']:g}: each chunk's last frame moved along the commanded path (warp start)")
-    print(f"sampling: {begin}; {p['sampler_steps']}-step schedule, CFG {p['cfg_scale']:g}, churn {p['sampler_churn']:g}")
+    print(sampling_line(p["warp_start"], p["sampler_steps"], p["cfg_scale"], p["sampler_churn"]))
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
               f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")
