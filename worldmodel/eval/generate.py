@@ -23,14 +23,16 @@ def clip_plan(meta: dict[str, Any], schedule: ChunkSchedule, size: tuple[int, in
     return [(values, torch.zeros_like(valid)) for values, valid in plan]
 
 
-def clip_warp_start(loaded: LoadedWorldModel, schedule: ChunkSchedule, clips: Sequence[dict[str, Any]],
-                    names: Sequence[str], fps: float, use_actions: bool, tau: float | None) -> WarpStart | None:
-    """The warp start of a batch of clips (None when `tau` is None); a clip it cannot warp is named in a
-    WarpStartError."""
-    if tau is None:
-        return None
+def clip_plans(clips: Sequence[dict[str, Any]], schedule: ChunkSchedule, use_actions: bool) -> list[list]:
+    """Each clip's per-chunk actions (`clip_plan`), for the warp start and the generation of one batch."""
     size = np.asarray(clips[0]["frames"]).shape[2:4]
-    plans = [clip_plan(c["meta"], schedule, size, use_actions) for c in clips]
+    return [clip_plan(c["meta"], schedule, size, use_actions) for c in clips]
+
+
+def clip_warp_start(loaded: LoadedWorldModel, clips: Sequence[dict[str, Any]], plans: Sequence[list],
+                    names: Sequence[str], fps: float, tau: float | None) -> WarpStart | None:
+    """The warp start of a batch of clips with their `clip_plans` (None when `tau` is None); a clip it cannot
+    warp is named in a WarpStartError."""
     calibrations = [calibration_of(c["meta"].get("intrinsics"), c["meta"].get("extrinsics"),
                                    pixel_offset_of(c["meta"])) for c in clips]
     return checked_warp_start(loaded.codec, names, calibrations, plans, fps, tau)
@@ -38,17 +40,16 @@ def clip_warp_start(loaded: LoadedWorldModel, schedule: ChunkSchedule, clips: Se
 
 @torch.no_grad()
 def generate_batch(loaded: LoadedWorldModel, engine: RolloutEngine, clips: Sequence[dict[str, Any]],
-                   seeds: Sequence[int], num_frames: int, use_actions: bool,
+                   plans: Sequence[list], seeds: Sequence[int], num_frames: int,
                    device: torch.device, start: WarpStart | None = None) -> np.ndarray:
     """uint8 (B, num_frames, V, H, W, 3): the decoded rollout of each clip from its first reference frames.
 
-    Noise comes from one generator per clip (seeded by its place in the protocol), so a video does not
-    depend on the batch it shares. `start`: each chunk's first guess (a warp start for these clips), or None.
+    plans: each clip's `clip_plans`. Noise comes from one generator per clip (seeded by its place in the
+    protocol), so a video does not depend on the batch it shares. `start`: each chunk's first guess (a warp
+    start for these clips), or None.
     """
     s = engine.schedule
-    frames = [np.asarray(c["frames"]) for c in clips]
-    reference = encode_references(loaded, [f[: s.first_reference] for f in frames], device)
-    plans = [clip_plan(c["meta"], s, frames[0].shape[2:4], use_actions) for c in clips]
+    reference = encode_references(loaded, [np.asarray(c["frames"])[: s.first_reference] for c in clips], device)
     engine.start = start
     chunks = decoded_chunks(loaded, engine, reference, plans, seeds, num_frames, device)
     return np.concatenate([decoded for _, decoded in chunks], axis=1)

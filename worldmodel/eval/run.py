@@ -17,7 +17,7 @@ from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.eval.accumulate import FVD_RESAMPLE_FRAMES, EvalAccumulator
 from worldmodel.eval.features import I3D_SIZE, INCEPTION_SIZE, I3DFeatures, InceptionFeatures
-from worldmodel.eval.generate import clip_warp_start, generate_batch
+from worldmodel.eval.generate import clip_plans, clip_warp_start, generate_batch
 from worldmodel.eval.i3d import MIN_FRAMES
 from worldmodel.eval.protocol import EvalProtocol, ProtocolError
 from worldmodel.eval.report import write_eval_report
@@ -97,11 +97,11 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
     }
 
 
-def _warp_start(loaded: LoadedWorldModel, schedule: ChunkSchedule, clips: list[dict[str, Any]], names: list[str],
+def _warp_start(loaded: LoadedWorldModel, clips: list[dict[str, Any]], plans: list[list], names: list[str],
                 fps: float, protocol: EvalProtocol, tau: float | None) -> WarpStart | None:
     """The batch's warp start (None without one); a clip it cannot warp is a ProtocolError naming it."""
     try:
-        return clip_warp_start(loaded, schedule, clips, names, fps, protocol.use_actions, tau)
+        return clip_warp_start(loaded, clips, plans, names, fps, tau)
     except WarpStartError as err:
         raise ProtocolError(f"protocol {protocol.name!r}: {err}") from None
 
@@ -141,7 +141,9 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     first = dataset[indices[0]]
     warp_start = None if cfg.get("warp_start") is None else float(cfg.warp_start)
     # Checked on the first clip before anything is written: a refusal leaves the run folder as it was.
-    _warp_start(loaded, schedule, [first], [f"clip{indices[0]:05d}"], rig.fps, protocol, warp_start)
+    if warp_start is not None:
+        _warp_start(loaded, [first], clip_plans([first], schedule, protocol.use_actions), [f"clip{indices[0]:05d}"],
+                    rig.fps, protocol, warp_start)
     _check_views(first, loaded, protocol)
     views = np.asarray(first["frames"]).shape[1]
     seg = segments(k, frames, rig.fps, protocol.horizon_step_s)
@@ -184,9 +186,10 @@ def evaluate(cfg: DictConfig) -> EvalResult:
         positions = todo[i : i + batch_size]
         clips = [first if p == 0 else dataset[indices[p]] for p in positions]
         names = [f"clip{indices[p]:05d}" for p in positions]
-        start = _warp_start(loaded, schedule, clips, names, rig.fps, protocol, warp_start)
-        generated = generate_batch(loaded, engine, clips, [protocol.seed + p for p in positions], frames,
-                                   protocol.use_actions, device, start=start)
+        plans = clip_plans(clips, schedule, protocol.use_actions)
+        start = _warp_start(loaded, clips, plans, names, rig.fps, protocol, warp_start)
+        generated = generate_batch(loaded, engine, clips, plans, [protocol.seed + p for p in positions], frames,
+                                   device, start=start)
         for b, p in enumerate(positions):
             truth = np.asarray(clips[b]["frames"])[:frames]
             name = names[b]

@@ -25,6 +25,13 @@ class WarpStartError(ValueError):
     """A warp start asked of something it cannot warp (no calibration, no trajectory, a bad time)."""
 
 
+def check_warp_tau(tau: float) -> float:
+    """`tau` as a float, or a WarpStartError when it is not a diffusion time in (0, 1]."""
+    if not 0.0 < float(tau) <= 1.0:
+        raise WarpStartError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), got {tau}")
+    return float(tau)
+
+
 @dataclass(frozen=True)
 class CameraCalibration:
     """A job's cameras: intrinsics (V, 3, 3) in pixels of its frames, camera_to_ego (V, 4, 4, OpenCV axes)."""
@@ -42,8 +49,7 @@ class WarpStart:
 
     def __init__(self, codec, calibrations: Sequence[CameraCalibration], fps: float, tau: float,
                  far_m: float = 30.0, action_times: Sequence[float] = DEFAULT_ACTION_TIMES) -> None:
-        if not 0.0 < tau <= 1.0:
-            raise WarpStartError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), got {tau}")
+        tau = check_warp_tau(tau)
         if far_m <= 0:
             raise ValueError(f"far_m must be > 0, got {far_m}")
         self.codec, self.calibrations, self.fps, self.tau = codec, list(calibrations), float(fps), float(tau)

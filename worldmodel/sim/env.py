@@ -22,7 +22,7 @@ from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.run import autocast_dtype, pick_device, with_sampler_overrides
-from worldmodel.rollout.warp_start import WarpStart, WarpStartError
+from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start
 from worldmodel.sim.actions import chunk_actions, controller_for, describe, lookahead_frames
 from worldmodel.sim.ego import EgoIntegrator, EgoState
 from worldmodel.sim.rewards import RewardFn, RouteProgress, StepContext, TerminationFn, never
@@ -204,10 +204,7 @@ class WorldModelEnv(DrivingEnv):
                  warp_start: float | None = None, **kwargs: Any) -> None:
         """`warp_start`: None (plain sampling), or the diffusion time at which every step's chunk begins from the
         last frame moved along the policy's commanded path (see worldmodel/rollout/warp_start.py)."""
-        if warp_start is not None and not 0.0 < float(warp_start) <= 1.0:
-            raise WarpStartError(f"warp_start must be a diffusion time in (0, 1] (where sampling begins), "
-                                 f"got {warp_start}")
-        self.warp_start = None if warp_start is None else float(warp_start)
+        self.warp_start = None if warp_start is None else check_warp_tau(warp_start)
         if isinstance(checkpoint, LoadedWorldModel):
             self.device = next(checkpoint.model.parameters()).device
             self.loaded = checkpoint
@@ -224,12 +221,9 @@ class WorldModelEnv(DrivingEnv):
         with torch.no_grad():
             self.latents = self.loaded.codec.encode_video(from_uint8(start.reference[None]).to(self.device))
         self.generator = torch.Generator(device=self.device).manual_seed(noise_seed)
-        if self.warp_start is not None and start.calibration is None:
-            raise WarpStartError(f"warp_start needs every camera's intrinsics and extrinsics; scenario {start.name} "
-                                 "has none (image and video sources carry no calibration): simulate it with "
-                                 "warp_start=null")
-        self.engine.start = None if self.warp_start is None else WarpStart(
-            self.loaded.codec, [start.calibration], self.fps, self.warp_start)
+        # No chunk's actions yet (the policy gives them step by step): only the calibration is checked here.
+        self.engine.start = checked_warp_start(self.loaded.codec, [f"scenario {start.name}"], [start.calibration],
+                                               [()], self.fps, self.warp_start)
 
     @torch.no_grad()
     def _frames(self, states: list[EgoState], values: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
