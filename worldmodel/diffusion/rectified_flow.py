@@ -42,19 +42,28 @@ class RectifiedFlow:
     [0, reference_noise] (the model still sees them as clean, tau = 0): context-frame noise augmentation
     (SVD, GameNGen), so a rollout that carries its own imperfect frames forward sees what it trained on.
     `dynamics_weight` > 0 adds Vista's dynamics enhancement loss (`dynamics_error`) with that weight.
+
+    Warp-prior training (`warp_prior_probability` > 0, with a `prior` passed to `training_loss`): that fraction
+    of the samples that have a prior start from it instead of from their own clean frames, at a time drawn
+    uniformly in `warp_prior_tau`: z_tau = (1 - tau) prior + tau eps, and the target is the velocity that
+    leads from there to the truth, (z_tau - z0) / tau. The prior is the last reference frame moved along the
+    ego's motion (`worldmodel.training.warp_prior`): the network learns to correct what the warp start of a
+    rollout (`worldmodel.rollout.warp_start`) gives it, instead of seeing that input for the first time there.
     """
 
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
                  action_dropout: float = 0.15, loss_on_reference: bool = False, mr_probability: float = 0.0,
                  mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
                  mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity",
-                 reference_noise: float = 0.0, dynamics_weight: float = 0.0):
+                 reference_noise: float = 0.0, dynamics_weight: float = 0.0, warp_prior_probability: float = 0.0,
+                 warp_prior_tau: tuple[float, float] = (0.1, 0.5)):
         if loss_space not in LOSS_SPACES:
             raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
         if time_sampling not in TIME_SAMPLINGS:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
         for name, value in (("action_dropout", action_dropout), ("mr_probability", mr_probability),
-                            ("spatial_mask_prob", spatial_mask_prob)):
+                            ("spatial_mask_prob", spatial_mask_prob),
+                            ("warp_prior_probability", warp_prior_probability)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= mask_ratio < 1.0:
@@ -63,6 +72,9 @@ class RectifiedFlow:
             raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
         if dynamics_weight < 0:
             raise ValueError(f"dynamics_weight must be >= 0 (0: off), got {dynamics_weight}")
+        prior_lo, prior_hi = (float(x) for x in warp_prior_tau)
+        if not 0.0 < prior_lo <= prior_hi <= 1.0:
+            raise ValueError(f"warp_prior_tau must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(warp_prior_tau)}")
         lo, hi = (float(x) for x in mr_tau_range)
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"mr_tau_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {tuple(mr_tau_range)}")
@@ -79,6 +91,8 @@ class RectifiedFlow:
         self.loss_space = loss_space
         self.reference_noise = float(reference_noise)
         self.dynamics_weight = float(dynamics_weight)
+        self.warp_prior_probability = float(warp_prior_probability)
+        self.warp_prior_tau = (prior_lo, prior_hi)
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
                    generator: Generators = None) -> torch.Tensor:
@@ -131,13 +145,17 @@ class RectifiedFlow:
 
     def training_loss(self, model: nn.Module, latents: torch.Tensor, num_reference: torch.Tensor,
                       actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
-                      generator: Generators = None) -> tuple[torch.Tensor, dict]:
+                      generator: Generators = None, prior: torch.Tensor | None = None,
+                      has_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """MSE between model velocity and eps - z0 on the predicted frames.
 
         latents (B, T, V, C, H, W) clean z0, num_reference (B,) long, actions (B, 19) or None,
         action_valid (B, 5) bool or None (all valid when actions are given) -> (loss, logs).
+        prior (B, T, V, C, H, W) and has_prior (B,) bool: the warp prior of each sample's predicted frames and
+        whether it has one (used only with warp_prior_probability > 0).
         Random draws in order: tau, eps, (reference_noise > 0) the reference noise level and its noise, action
-        dropout, then (MR on) the masked samples and their plan.
+        dropout, (warp prior on) the samples that start from it and their times, then (MR on) the masked samples
+        and their plan.
         `generator` is one generator, a sequence of one per sample (each sample's draws then depend on
         its generator alone), or None for torch's global generator.
         """
@@ -161,6 +179,10 @@ class RectifiedFlow:
             if action_valid is None:
                 action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
             valid = self.drop_actions(action_valid.to(device), generator)  # (B, G)
+        from_prior = None
+        if self.warp_prior_probability > 0 and prior is not None:
+            from_prior, tau, tau_frames, z_tau, target = self._start_from_prior(
+                prior, has_prior, latents, eps, tau, is_reference, z_tau, target, generator)
         weight = torch.ones(b, t, device=device) if self.loss_on_reference else (~is_reference).float()  # (B, T)
 
         def frame_errors(rows: torch.Tensor | None, plan: MaskPlan | None = None) -> torch.Tensor:
@@ -202,6 +224,8 @@ class RectifiedFlow:
         if masked is not None:
             logs["mr_fraction"] = masked.float().mean().detach()
 
+        if from_prior is not None:
+            logs["warp_prior_fraction"] = from_prior.float().mean().detach()
         logs.update({
             "loss": loss.detach(),
             "tau_mean": tau.mean().detach(),
@@ -210,6 +234,27 @@ class RectifiedFlow:
         if valid is not None:
             logs["action_keep_rate"] = valid.float().mean().detach()
         return loss, logs
+
+    def _start_from_prior(self, prior: torch.Tensor, has_prior: torch.Tensor | None, latents: torch.Tensor,
+                          eps: torch.Tensor, tau: torch.Tensor, is_reference: torch.Tensor, z_tau: torch.Tensor,
+                          target: torch.Tensor, generator: Generators):
+        """Swap the chosen samples' noisy input for the noised prior, their time and their target (see the class)."""
+        b, device = latents.shape[0], latents.device
+        if prior.shape != latents.shape:
+            raise ValueError(f"the warp prior has shape {tuple(prior.shape)}, the latents {tuple(latents.shape)}")
+        has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)
+        chosen = (draws.rand((b,), device, generator) < self.warp_prior_probability) & has_prior  # (B,)
+        lo, hi = self.warp_prior_tau
+        tau = torch.where(chosen, lo + (hi - lo) * draws.rand((b,), device, generator), tau)  # (B,)
+        tau_frames = torch.where(is_reference, torch.zeros_like(tau[:, None]), tau[:, None])  # (B, T)
+        starts = chosen[:, None] & ~is_reference  # (B, T) frames that start from the prior
+        shape = (*starts.shape, *([1] * (latents.dim() - 2)))
+        from_prior = self.add_noise(prior.to(latents.dtype), eps, tau_frames)
+        z_tau = torch.where(starts.reshape(shape), from_prior, z_tau)
+        # The velocity that leads from z_tau to the truth in the remaining time tau: (z_tau - z0) / tau.
+        safe_tau = tau_frames.clamp(min=lo).reshape(shape).to(latents.dtype)
+        target = torch.where(starts.reshape(shape), (z_tau - latents) / safe_tau, target)
+        return chosen, tau, tau_frames, z_tau, target
 
 
 def dynamics_error(err_map: torch.Tensor, velocity: torch.Tensor, z_tau: torch.Tensor, z0: torch.Tensor,

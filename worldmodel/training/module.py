@@ -15,6 +15,7 @@ from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
+from worldmodel.training.warp_prior import warp_prior_frames
 from worldmodel.viz import from_uint8
 
 CHECKPOINT_KEY = "worldmodel"
@@ -63,9 +64,22 @@ class WorldModelModule(pl.LightningModule):
     def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None):
         latents = self.batch_latents(batch)
         values, valid = pack_actions(batch["actions"])
+        prior, has_prior = self.warp_prior(batch)
         return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
-            valid.to(self.device), generator=generator)
+            valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior)
+
+    @torch.no_grad()
+    def warp_prior(self, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The warp prior latents (B, T, V, C, h, w) and has_prior (B,) when the objective trains on them, else None."""
+        if getattr(self.objective, "warp_prior_probability", 0.0) == 0.0:
+            return None, None
+        if "frames" not in batch:
+            raise ValueError("objective.warp_prior_probability > 0 warps the clips' frames, but this batch holds "
+                             "cached latents only; train from the reader (not data=latent_cache) or set it to 0")
+        frames = from_uint8(batch["frames"]).to(self.device)  # (B, T, V, 3, H, W)
+        prior, has_prior = warp_prior_frames(frames, batch["meta"], batch["num_reference"])
+        return self.codec.encode_video(prior), has_prior
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         where = describe_batch(batch, batch_idx, self.global_step, self.current_epoch)

@@ -90,6 +90,10 @@ def train(cfg: DictConfig) -> TrainResult:
         # Lightning warns that a mid-epoch resume is unreliable unless the loader itself is resumable; ours is
         # not, but the data module restores its sampler's place from the checkpoint (exact resume, tested).
         warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
+        # The frozen codec and the EMA shadow stay in eval mode on purpose (no dropout or norm updates in them).
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+        # Lightning's own use of a torch pytree name that torch deprecated; nothing a user can act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     last = run_dir / "checkpoints" / "last.ckpt"
