@@ -102,3 +102,22 @@ def test_dct_stats_cli_prints_config_lines(capsys) -> None:
     assert lines[0].startswith("channel_mean: [") and lines[1].startswith("channel_std: [")
     std = [float(x) for x in lines[1].split("[")[1].rstrip("]").split(",")]
     assert len(std) == 16 and min(std) > 0
+
+
+def test_unstandardised_codec_keeps_its_dtype_under_autocast() -> None:
+    frames = torch.rand(1, 3, 8, 8) - 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert DCTCodec().encode(frames).dtype == torch.bfloat16
+        assert DCTCodec(channel_std=[2.0] * 16).encode(frames).dtype == torch.bfloat16
+
+
+def test_statistics_are_part_of_the_codec_description() -> None:
+    assert "channel_std" not in repr(DCTCodec())
+    assert repr(DCTCodec(channel_std=[2.0] * 16)) != repr(DCTCodec(channel_std=[3.0] * 16))
+
+
+def test_dct_stats_refuses_a_latent_cache(tmp_path) -> None:
+    from worldmodel.codecs.dct_stats import main
+
+    with pytest.raises(SystemExit, match="latent cache"):
+        main(["experiment=quickstart", "data=latent_cache", f"data.train.cache_dir={tmp_path}"])

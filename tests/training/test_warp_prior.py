@@ -112,30 +112,66 @@ def test_a_network_that_returns_the_prior_is_penalised() -> None:
 def test_bad_warp_prior_settings_are_named() -> None:
     with pytest.raises(ValueError, match="warp_prior_probability"):
         RectifiedFlow(warp_prior_probability=1.5)
-    with pytest.raises(ValueError, match="warp_prior_tau"):
-        RectifiedFlow(warp_prior_tau=(0.0, 0.5))
+    for bad in [(0.0, 0.5), (0.01, 0.04), 0.4, (0.1, 0.2, 0.3), (0.5, 0.1)]:
+        with pytest.raises(ValueError, match="warp_prior_tau"):
+            RectifiedFlow(warp_prior_tau=bad)
     objective = RectifiedFlow(warp_prior_probability=0.5)
     with pytest.raises(ValueError, match="warp prior has shape"):
         objective.training_loss(SampleOracle(torch.zeros(1, 2, 1, 3, 2, 2)), torch.zeros(1, 2, 1, 3, 2, 2),
                                 torch.tensor([1]), prior=torch.zeros(1, 2, 1, 3, 4, 4))
+    with pytest.raises(ValueError, match="has_prior"):
+        objective.training_loss(SampleOracle(torch.zeros(2, 2, 1, 3, 2, 2)), torch.zeros(2, 2, 1, 3, 2, 2),
+                                torch.tensor([1, 1]), prior=torch.zeros(2, 2, 1, 3, 2, 2), has_prior=torch.ones(3))
 
 
-def test_training_module_feeds_the_warp_prior_and_refuses_cached_latents(tmp_path) -> None:
+def test_training_module_feeds_the_rollouts_warp_prior(tmp_path) -> None:
     from hydra.utils import instantiate
 
     from tests.conftest import TINY_RUN
     from worldmodel.config import compose_config
     from worldmodel.training.train import build_module
 
-    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "objective.warp_prior_probability=1.0",
-                                   "reference_frames.weights=[0,1,1,1]"])
+    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "objective.warp_prior_probability=1.0"])
     module = build_module(cfg, run_config={})
     data = instantiate(cfg.data, reference_choices=[0, 1, 2, 3], reference_weights=[0, 1, 1, 1], _convert_="all")
     batch = next(iter(data.train_dataloader()))
-    prior, has_prior = module.warp_prior(batch)
-    assert has_prior.all() and prior.shape == module.batch_latents(batch).shape
+    latents = module.batch_latents(batch)
+    prior, has_prior = module.warp_prior(latents, batch)
+    assert has_prior.all() and prior.shape == latents.shape
+    # As the rollout's warp start: the last reference latent decoded, warped, encoded again.
+    frames, _ = warp_prior_frames(module.codec.decode_video(latents), batch["meta"], batch["num_reference"])
+    for i, k in enumerate(batch["num_reference"].tolist()):
+        torch.testing.assert_close(prior[i, :k], latents[i, :k])  # references untouched
+        torch.testing.assert_close(prior[i, k:], module.codec.encode_video(frames[i:i + 1, k:])[0], atol=1e-4, rtol=0)
     loss, logs = module._loss(module.model, batch)
     assert torch.isfinite(loss) and logs["warp_prior_fraction"].item() == 1.0
-    cached = {k: v for k, v in batch.items() if k != "frames"} | {"latents": module.batch_latents(batch)}
-    with pytest.raises(ValueError, match="latent_cache"):
-        module.warp_prior(cached)
+    # A latent cache carries no frames; the prior comes from the latents all the same.
+    cached = {k: v for k, v in batch.items() if k != "frames"} | {"latents": latents}
+    _, cached_logs = module._loss(module.model, cached)
+    assert cached_logs["warp_prior_fraction"].item() == 1.0
+    # Validation scores the plain objective, comparable with runs trained without the prior.
+    _, plain_logs = module._loss(module.model, batch, with_prior=False)
+    assert "warp_prior_fraction" not in plain_logs
+
+
+def test_prior_started_samples_are_never_masked() -> None:
+    torch.manual_seed(0)
+    z0 = torch.randn(8, 3, 1, 3, 2, 2)
+    objective = RectifiedFlow(time_sampling="uniform", mr_probability=1.0, warp_prior_probability=0.5)
+
+    class Recorder(SampleOracle):
+        training = True
+        reconstruction = object()
+
+        def forward(self, latents, tau, **kwargs):
+            self.seen.append(("mask_plan" in kwargs, latents.shape[0]))
+            return self.z0[: latents.shape[0]].clone()
+
+    model = Recorder(z0)
+    has_prior = torch.tensor([True] * 4 + [False] * 4)
+    _, logs = objective.training_loss(model, z0, torch.ones(8, dtype=torch.long), prior=z0 + 0.1,
+                                      has_prior=has_prior, generator=torch.Generator().manual_seed(3))
+    chosen = round(logs["warp_prior_fraction"].item() * 8)
+    assert chosen > 0
+    masked_rows = sum(n for is_masked, n in model.seen if is_masked)
+    assert masked_rows == 8 - chosen and logs["mr_fraction"].item() == pytest.approx((8 - chosen) / 8)

@@ -81,6 +81,8 @@ class DCTCodec(LatentCodec):
             raise ValueError(f"DCTCodec's channel_std must be > 0, got {std.tolist()}")
         self.register_buffer("channel_mean", mean.view(c, 1, 1), persistent=False)
         self.register_buffer("channel_std", std.view(c, 1, 1), persistent=False)
+        # Without statistics the codec stays exactly as before (no extra float32 op under autocast).
+        self.standardised = channel_mean is not None or channel_std is not None
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (n, 3, H, W) in [-1, 1] -> latents (n, C, H/f, W/f)."""
@@ -91,17 +93,25 @@ class DCTCodec(LatentCodec):
         blocks = rearrange(frames.float(), "n c (h i) (w j) -> n h w (c i j)", i=f, j=f)  # (n, h, w, 3 f f)
         latents = blocks @ self.basis.T  # (n, h, w, C)
         latents = rearrange(latents, "n h w c -> n c h w")
-        return (latents - self.channel_mean) / self.channel_std * self.scale
+        if self.standardised:
+            latents = ((latents - self.channel_mean) / self.channel_std).to(latents.dtype)
+        return latents * self.scale
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (n, C, h, w) -> frames (n, 3, h*f, w*f) clamped to [-1, 1]."""
         if latents.ndim != 4 or latents.shape[1] != self.latent_channels:
             raise ValueError(f"DCTCodec.decode expects (n, {self.latent_channels}, h, w), got {tuple(latents.shape)}")
         f = self.block
-        coefficients = latents.float() / self.scale * self.channel_std + self.channel_mean
+        coefficients = latents.float() / self.scale
+        if self.standardised:
+            coefficients = coefficients * self.channel_std + self.channel_mean
         blocks = rearrange(coefficients, "n c h w -> n h w c") @ self.basis  # (n, h, w, 3 f f)
         return rearrange(blocks, "n h w (c i j) -> n c (h i) (w j)", c=3, i=f, j=f).clamp(-1.0, 1.0)
 
     def extra_repr(self) -> str:
-        standardised = ", standardised" if bool((self.channel_std != 1).any() or (self.channel_mean != 0).any()) else ""
-        return f"block={self.block}, luma={self.luma}, chroma={self.chroma}, scale={self.scale}{standardised}"
+        # The statistics themselves go in the description: caches written with different ones must not match.
+        stats = ""
+        if self.standardised:
+            stats = (f", channel_mean={[round(x, 4) for x in self.channel_mean.flatten().tolist()]}, "
+                     f"channel_std={[round(x, 4) for x in self.channel_std.flatten().tolist()]}")
+        return f"block={self.block}, luma={self.luma}, chroma={self.chroma}, scale={self.scale}{stats}"

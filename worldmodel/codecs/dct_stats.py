@@ -39,7 +39,8 @@ def channel_statistics(codec: DCTCodec, clips: Sequence[dict[str, Any]]) -> tupl
         raise ValueError("channel_statistics needs at least one clip")
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
-    return [round(float(m), 4) for m in mean], [round(float(s), 4) for s in std]
+    # Four significant digits: short enough to paste, and a faint channel's spread never prints as 0.
+    return [float(f"{float(m):.4g}") for m in mean], [float(f"{float(s):.4g}") for s in std]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -51,11 +52,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not str(cfg.codec.get("_target_", "")).endswith("DCTCodec"):
         raise SystemExit(f"dct_stats measures the DCT codec; this config's codec is {cfg.codec.get('_target_')}")
     codec = DCTCodec(block=cfg.codec.block, luma=cfg.codec.luma, chroma=cfg.codec.chroma)
+    if str(cfg.data.train.get("_target_", "")).endswith("LatentCacheClips"):
+        raise SystemExit("dct_stats reads frames; a latent cache holds codec latents only: point it at the reader "
+                         "the cache was written from (e.g. data=nuscenes)")
     dataset = instantiate(cfg.data.train)
     if isinstance(dataset, ClipPool):
         dataset = dataset.dataset  # read only the clips measured, not the whole pool
     n = min(args.clips, len(dataset))
-    mean, std = channel_statistics(codec, (dataset[i] for i in tqdm(range(n), desc="reading clips")))
+    # Spread over the whole dataset: a reader's first clips are overlapping windows of its first scene.
+    indices = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
+    mean, std = channel_statistics(codec, (dataset[int(i)] for i in tqdm(indices, desc="reading clips")))
     print(f"channel_mean: {mean}")
     print(f"channel_std: {std}")
 

@@ -5,7 +5,7 @@ from torch import nn
 
 from worldmodel.diffusion import draws
 from worldmodel.diffusion.draws import Generators
-from worldmodel.diffusion.prediction import output_to_velocity, prediction_of, sigma_data_of
+from worldmodel.diffusion.prediction import MIN_TAU, output_to_velocity, prediction_of, sigma_data_of
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 from worldmodel.model.masking import MaskPlan, merge_mask_plans, sample_mask_plan
 
@@ -49,6 +49,7 @@ class RectifiedFlow:
     leads from there to the truth, (z_tau - z0) / tau. The prior is the last reference frame moved along the
     ego's motion (`worldmodel.training.warp_prior`): the network learns to correct what the warp start of a
     rollout (`worldmodel.rollout.warp_start`) gives it, instead of seeing that input for the first time there.
+    Prior-started samples are never masked for MR.
     """
 
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
@@ -72,9 +73,12 @@ class RectifiedFlow:
             raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
         if dynamics_weight < 0:
             raise ValueError(f"dynamics_weight must be >= 0 (0: off), got {dynamics_weight}")
-        prior_lo, prior_hi = (float(x) for x in warp_prior_tau)
-        if not 0.0 < prior_lo <= prior_hi <= 1.0:
-            raise ValueError(f"warp_prior_tau must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(warp_prior_tau)}")
+        # Below MIN_TAU the velocity of a clean-frame prediction is clamped, and the prior's target would not be.
+        pair = [warp_prior_tau] if isinstance(warp_prior_tau, (int, float, str)) else list(warp_prior_tau)
+        if len(pair) != 2 or not MIN_TAU <= float(pair[0]) <= float(pair[1]) <= 1.0:
+            raise ValueError(f"warp_prior_tau must be [lo, hi] with {MIN_TAU} <= lo <= hi <= 1 (the times a warp "
+                             f"start is sampled from, e.g. [0.1, 0.5]), got {warp_prior_tau}")
+        prior_lo, prior_hi = float(pair[0]), float(pair[1])
         lo, hi = (float(x) for x in mr_tau_range)
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"mr_tau_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {tuple(mr_tau_range)}")
@@ -204,6 +208,9 @@ class RectifiedFlow:
             return (err * w).sum() / w.sum().clamp(min=1.0)
 
         masked = self.choose_masked(model, tau, generator)
+        if masked is not None and from_prior is not None:
+            # A hidden token of a prior-started sample would have to guess the warp's error as well as the frame.
+            masked = masked & ~from_prior
         logs = {}
         if masked is None or not masked.any():
             loss = mean_over(frame_errors(None), weight)
@@ -243,6 +250,8 @@ class RectifiedFlow:
         if prior.shape != latents.shape:
             raise ValueError(f"the warp prior has shape {tuple(prior.shape)}, the latents {tuple(latents.shape)}")
         has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)
+        if has_prior.shape != (b,):
+            raise ValueError(f"has_prior must be one flag per sample, shape ({b},), got {tuple(has_prior.shape)}")
         chosen = (draws.rand((b,), device, generator) < self.warp_prior_probability) & has_prior  # (B,)
         lo, hi = self.warp_prior_tau
         tau = torch.where(chosen, lo + (hi - lo) * draws.rand((b,), device, generator), tau)  # (B,)
@@ -252,7 +261,7 @@ class RectifiedFlow:
         from_prior = self.add_noise(prior.to(latents.dtype), eps, tau_frames)
         z_tau = torch.where(starts.reshape(shape), from_prior, z_tau)
         # The velocity that leads from z_tau to the truth in the remaining time tau: (z_tau - z0) / tau.
-        safe_tau = tau_frames.clamp(min=lo).reshape(shape).to(latents.dtype)
+        safe_tau = tau_frames.clamp(min=MIN_TAU).reshape(shape).to(latents.dtype)
         target = torch.where(starts.reshape(shape), (z_tau - latents) / safe_tau, target)
         return chosen, tau, tau_frames, z_tau, target
 

@@ -15,7 +15,7 @@ from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
-from worldmodel.training.warp_prior import warp_prior_frames
+from worldmodel.training.warp_prior import warp_prior_latents
 from worldmodel.viz import from_uint8
 
 CHECKPOINT_KEY = "worldmodel"
@@ -61,25 +61,21 @@ class WorldModelModule(pl.LightningModule):
             return batch["latents"].to(self.device, torch.float32)
         return self.encode(batch["frames"])
 
-    def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None):
+    def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None,
+              with_prior: bool = True):
         latents = self.batch_latents(batch)
         values, valid = pack_actions(batch["actions"])
-        prior, has_prior = self.warp_prior(batch)
+        prior, has_prior = self.warp_prior(latents, batch) if with_prior else (None, None)
         return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
             valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior)
 
-    @torch.no_grad()
-    def warp_prior(self, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The warp prior latents (B, T, V, C, h, w) and has_prior (B,) when the objective trains on them, else None."""
+    def warp_prior(self, latents: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The warp prior (B, T, V, C, h, w) of latents (B, T, V, C, h, w) and has_prior (B,) when the objective
+        trains on it, else (None, None)."""
         if getattr(self.objective, "warp_prior_probability", 0.0) == 0.0:
             return None, None
-        if "frames" not in batch:
-            raise ValueError("objective.warp_prior_probability > 0 warps the clips' frames, but this batch holds "
-                             "cached latents only; train from the reader (not data=latent_cache) or set it to 0")
-        frames = from_uint8(batch["frames"]).to(self.device)  # (B, T, V, 3, H, W)
-        prior, has_prior = warp_prior_frames(frames, batch["meta"], batch["num_reference"])
-        return self.codec.encode_video(prior), has_prior
+        return warp_prior_latents(self.codec, latents, batch["meta"], batch["num_reference"])
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         where = describe_batch(batch, batch_idx, self.global_step, self.current_epoch)
@@ -127,7 +123,8 @@ class WorldModelModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         # A fixed generator per batch makes the validation loss comparable across steps.
         generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
-        loss, _ = self._loss(self.inference_model, batch, generator=generator)
+        # Without the warp prior: the plain objective's loss stays comparable between runs with and without it.
+        loss, _ = self._loss(self.inference_model, batch, generator=generator, with_prior=False)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["num_reference"].shape[0], sync_dist=True)
         return loss
 
