@@ -12,7 +12,10 @@ from torch import nn
 
 from worldmodel.data.synthetic import SyntheticDriving
 from worldmodel.diffusion import RectifiedFlow
-from worldmodel.training.warp_prior import relative_poses, warp_prior_frames
+from worldmodel.codecs import DCTCodec
+from worldmodel.rollout.jobs import calibration_of
+from worldmodel.rollout.warp_start import warp_views
+from worldmodel.training.warp_prior import relative_poses, warp_prior_latents
 from worldmodel.viz import from_uint8
 
 
@@ -28,6 +31,16 @@ def _clips(n: int = 2) -> tuple[torch.Tensor, list[dict]]:
     clips = [world[i] for i in range(n)]
     frames = from_uint8(torch.from_numpy(np.stack([c["frames"] for c in clips])))  # (B, T, V, 3, H, W)
     return frames, [c["meta"] for c in clips]
+
+
+# One coefficient per colour and pixel: an orthonormal colour rotation, so latents carry the frames exactly.
+LOSSLESS = DCTCodec(block=1, luma=1, chroma=1)
+
+
+def warp_prior_frames(frames: torch.Tensor, metas: list[dict], num_reference: torch.Tensor):
+    """The prior of frames (B, T, V, 3, H, W) through the lossless codec, back in pixels."""
+    prior, has_prior = warp_prior_latents(LOSSLESS, LOSSLESS.encode_video(frames), metas, num_reference)
+    return LOSSLESS.decode_video(prior), has_prior
 
 
 def test_prior_keeps_references_and_is_the_last_reference_without_motion() -> None:
@@ -139,10 +152,12 @@ def test_training_module_feeds_the_rollouts_warp_prior(tmp_path) -> None:
     prior, has_prior = module.warp_prior(latents, batch)
     assert has_prior.all() and prior.shape == latents.shape
     # As the rollout's warp start: the last reference latent decoded, warped, encoded again.
-    frames, _ = warp_prior_frames(module.codec.decode_video(latents), batch["meta"], batch["num_reference"])
-    for i, k in enumerate(batch["num_reference"].tolist()):
+    for i, (k, meta) in enumerate(zip(batch["num_reference"].tolist(), batch["meta"])):
         torch.testing.assert_close(prior[i, :k], latents[i, :k])  # references untouched
-        torch.testing.assert_close(prior[i, k:], module.codec.encode_video(frames[i:i + 1, k:])[0], atol=1e-4, rtol=0)
+        motion = relative_poses(np.asarray(meta["ego_poses"]), k - 1)[k:]
+        calibration = calibration_of(meta["intrinsics"], meta["extrinsics"], pixel_offset=0.5)
+        warped = warp_views(module.codec.decode(latents[i, k - 1]), motion, calibration)  # (n, V, 3, H, W)
+        torch.testing.assert_close(prior[i, k:], module.codec.encode_video(warped[None])[0], atol=1e-4, rtol=0)
     loss, logs = module._loss(module.model, batch)
     assert torch.isfinite(loss) and logs["warp_prior_fraction"].item() == 1.0
     # A latent cache carries no frames; the prior comes from the latents all the same.

@@ -10,7 +10,7 @@ At tau = 1 the warp is drowned in noise and sampling is the plain sampler's.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,22 @@ class CameraCalibration:
         return (self.intrinsics.tobytes(), self.camera_to_ego.tobytes(), self.pixel_offset)
 
 
+def warp_views(last: torch.Tensor, motion: np.ndarray, calibration: CameraCalibration, far_m: float = 30.0,
+               source: Callable[[np.ndarray, CameraCalibration, int, tuple[int, int]], np.ndarray] | None = None
+               ) -> torch.Tensor:
+    """Every camera's frame last (V, 3, H, W) re-rendered at the ego poses `motion` (n, 3) -> (n, V, 3, H, W).
+
+    `source(motion, calibration, view, size)` gives the sampling grid (default: `ground_warp.source_pixels`
+    with `far_m`); WarpStart passes its cached one.
+    """
+    if source is None:
+        def source(m: np.ndarray, c: CameraCalibration, view: int, size: tuple[int, int]) -> np.ndarray:
+            return source_pixels(m, c.intrinsics[view], c.camera_to_ego[view], size, c.pixel_offset, far_m)
+    size = tuple(last.shape[-2:])
+    return torch.stack([warp_frames(last[view][None], source(motion, calibration, view, size)[None])[0]
+                        for view in range(last.shape[0])], dim=1)
+
+
 class WarpStart:
     """First guesses of a chunk's new frames, one calibration per batch item; `tau` is where sampling begins."""
 
@@ -74,17 +90,13 @@ class WarpStart:
         The references are the chunk's frames 0 .. k-1 and its actions start at frame 0 (the rollout's plan),
         so the last reference sits (k - 1) / fps seconds along the commanded path.
         """
-        b, k, v = refs.shape[:3]
+        b, k = refs.shape[:2]
         if len(self.calibrations) != b:
             raise ValueError(f"got {len(self.calibrations)} camera calibrations for a batch of {b}")
         motion = chunk_motion(values, valid, k - 1, range(k, chunk_frames), self.fps, self.action_times)  # (B, n, 3)
         last = self.codec.decode_video(refs[:, k - 1 :]).float()[:, 0]  # (B, V, 3, H, W)
-        size = tuple(last.shape[-2:])
-        warped = torch.stack([
-            torch.stack([warp_frames(last[i, view][None],
-                                     self._source(motion[i], self.calibrations[i], view, size)[None])[0]
-                         for view in range(v)], dim=1)  # (n, V, 3, H, W)
-            for i in range(b)])
+        warped = torch.stack([warp_views(last[i], motion[i], self.calibrations[i], source=self._source)
+                              for i in range(b)])  # (B, n, V, 3, H, W)
         return self.codec.encode_video(warped.to(refs.device)).to(refs.dtype)  # (B, n, V, C, h, w)
 
 
