@@ -32,8 +32,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/worldmodel-train experiment=quickstart run_dir=$(RUN_DIR)
 	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout clips.num_clips=8 \
-		warp_start=0.4 num_steps=5
-	@echo "--- the same clips sampled from pure noise (no warp start): the minutes-trained model holds the picture still"
+		warp_start=0.2 num_steps=10
+	@echo "--- the same clips sampled from pure noise (no warp start; the warp is still the model's input): the minutes-trained model holds the picture nearly still"
 	$(BIN)/worldmodel-rollout checkpoint=$(RUN_DIR)/export run_dir=$(RUN_DIR)/rollout_plain clips.num_clips=8 \
 		progress=false
 

@@ -165,7 +165,7 @@ def test_training_module_feeds_the_rollouts_warp_prior(tmp_path) -> None:
     _, cached_logs = module._loss(module.model, cached)
     assert cached_logs["warp_prior_fraction"].item() == 1.0
     # Validation scores the plain objective, comparable with runs trained without the prior.
-    _, plain_logs = module._loss(module.model, batch, with_prior=False)
+    _, plain_logs = module._loss(module.model, batch, start_from_prior=False)
     assert "warp_prior_fraction" not in plain_logs
 
 

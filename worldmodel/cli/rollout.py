@@ -35,7 +35,8 @@ def main(cfg: DictConfig) -> None:
             print(f"  motion seen in CAM_FRONT: {motion}")
     m = result.metrics
     p = m["protocol"]
-    print(sampling_line(p["warp_start"], p["sampler_steps"], p["cfg_scale"], p["sampler_churn"]))
+    print(sampling_line(p["warp_start"], p["sampler_steps"], p["cfg_scale"], p["sampler_churn"],
+                        p.get("warp_condition", False)))
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
               f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")

@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 
-def sampling_line(warp_start: float | None, steps: int, cfg_scale: float, churn: float) -> str:
+def sampling_line(warp_start: float | None, steps: int, cfg_scale: float, churn: float,
+                  warp_condition: bool = False) -> str:
     """'sampling: from ...; N-step schedule, CFG c, churn h', so a reader knows which sampler made the numbers."""
-    begin = ("from pure noise" if warp_start is None else
-             f"from tau {warp_start:g}: each chunk's last frame moved along the commanded path (warp start)")
+    moved = "each chunk's last frame moved along the commanded path"
+    if warp_start is None:
+        begin = "from pure noise"
+        if warp_condition:
+            begin += f"; the model takes {moved} as an input (warp-conditioned)"
+    else:
+        begin = f"from tau {warp_start:g}: {moved} (warp start)"
+        if warp_condition:
+            begin += ", which the model also takes as an input (warp-conditioned)"
     return f"sampling: {begin}; {steps}-step schedule, CFG {cfg_scale:g}, churn {churn:g}"

@@ -45,6 +45,9 @@ class FlowEulerSampler:
     `start` (a first guess of the new frames) with `start_tau` < 1 begins the integration at start_tau from
     (1 - start_tau) start + start_tau noise instead of from pure noise at tau = 1 (SDEdit): the schedule's steps
     above start_tau are skipped, so the guess fixes the coarse layout and the model draws the rest.
+    `warp` (new-frame latents shaped like noise) is handed to a model built with `warp_condition` as every new
+    frame's warp (`MaskGWM.embed_warp`), in the conditional and the unconditional pass alike: guidance is over
+    the actions, and the warp is part of the picture's input as the reference frames are.
     Mask reconstruction is training-only: the sampler never passes a mask plan, so the model always
     runs on the full token grid.
     """
@@ -85,14 +88,14 @@ class FlowEulerSampler:
                generator: torch.Generator | Sequence[torch.Generator] | None = None,
                noise: torch.Tensor | None = None,
                start: torch.Tensor | None = None, start_tau: float = 1.0,
-               progress: bool = False) -> torch.Tensor:
+               warp: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
         """reference (B, K, V, C, H, W) clean latents, K >= 0 -> (B, num_frames, V, C, H, W).
 
         actions (B, 19) or None, action_valid (B, 5) bool or None (all valid when actions are given),
         noise (B, num_frames - K, V, C, H, W) or None (drawn with `generator`); `generator` is one generator
         or one per batch item, and also draws the reference noise (after the frames' noise) and the fresh
         noise of `churn`. start: None, or latents shaped like noise that the integration begins from at
-        `start_tau` in (0, 1].
+        `start_tau` in (0, 1]. warp: None, or latents shaped like noise for a warp-conditioned model.
         """
         b, k, v, c, h, w = reference.shape
         num_new = num_frames - k
@@ -108,6 +111,8 @@ class FlowEulerSampler:
             raise ValueError(f"start_tau must be in (0, 1] (1: from pure noise), got {start_tau}")
         if start is not None and tuple(start.shape) != new_shape:
             raise ValueError(f"start has shape {tuple(start.shape)}, expected {new_shape}")
+        if warp is not None and tuple(warp.shape) != new_shape:
+            raise ValueError(f"warp has shape {tuple(warp.shape)}, expected {new_shape}")
 
         is_reference = (torch.arange(num_frames, device=device) < k)[None].expand(b, -1)  # (B, T)
         if actions is not None and action_valid is None:
@@ -119,6 +124,12 @@ class FlowEulerSampler:
             batch_reference = torch.cat([is_reference, is_reference])  # (2B, T)
 
         prediction, sigma_data = prediction_of(model), sigma_data_of(model)
+        conditioning = {}
+        if warp is not None:
+            full_warp = torch.cat([torch.zeros_like(reference), warp.to(dtype)], dim=1)  # (B, T, V, C, H, W)
+            conditioning = {"warp": full_warp, "warp_valid": ~is_reference}
+            if use_cfg:
+                conditioning = {name: torch.cat([value, value]) for name, value in conditioning.items()}
         clean_reference = reference
         if self.reference_noise > 0 and k > 0:
             ref_noise = gaussian(tuple(reference.shape), generator, device, dtype)
@@ -135,13 +146,14 @@ class FlowEulerSampler:
             tau_frames = torch.where(is_reference, 0.0, tau)  # (B, T) float32
             if use_cfg:
                 out = model(torch.cat([latents, latents]), torch.cat([tau_frames, tau_frames]),
-                            actions=batch_actions, action_valid=batch_valid, is_reference=batch_reference)
+                            actions=batch_actions, action_valid=batch_valid, is_reference=batch_reference,
+                            **conditioning)
                 cond, uncond = output_to_velocity(out, torch.cat([latents, latents]),
                                                   torch.cat([tau_frames, tau_frames]), prediction, sigma_data).chunk(2)
                 velocity = uncond + self.cfg_scale * (cond - uncond)  # (B, T, V, C, H, W)
             else:
                 out = model(latents, tau_frames, actions=actions, action_valid=action_valid,
-                            is_reference=is_reference)
+                            is_reference=is_reference, **conditioning)
                 velocity = output_to_velocity(out, latents, tau_frames, prediction, sigma_data)
             z = self._step(z, velocity[:, k:], float(tau), float(tau_next), generator)
         return torch.cat([clean_reference, z], dim=1)  # (B, T, V, C, H, W)

@@ -50,6 +50,10 @@ class RectifiedFlow:
     ego's motion (`worldmodel.training.warp_prior`): the network learns to correct what the warp start of a
     rollout (`worldmodel.rollout.warp_start`) gives it, instead of seeing that input for the first time there.
     Prior-started samples are never masked for MR.
+
+    A model built with `warp_condition` also sees the prior itself, clean, on every predicted frame of a sample
+    that has one (`MaskGWM.embed_warp`), except for a fraction `warp_condition_dropout` of the samples, so that
+    it still works where no warp can be made (clips without calibration or ego poses).
     """
 
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
@@ -57,14 +61,15 @@ class RectifiedFlow:
                  mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
                  mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity",
                  reference_noise: float = 0.0, dynamics_weight: float = 0.0, warp_prior_probability: float = 0.0,
-                 warp_prior_tau: tuple[float, float] = (0.1, 0.5)):
+                 warp_prior_tau: tuple[float, float] = (0.1, 0.5), warp_condition_dropout: float = 0.1):
         if loss_space not in LOSS_SPACES:
             raise ValueError(f"loss_space must be one of {LOSS_SPACES}, got {loss_space!r}")
         if time_sampling not in TIME_SAMPLINGS:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}, got {time_sampling!r}")
         for name, value in (("action_dropout", action_dropout), ("mr_probability", mr_probability),
                             ("spatial_mask_prob", spatial_mask_prob),
-                            ("warp_prior_probability", warp_prior_probability)):
+                            ("warp_prior_probability", warp_prior_probability),
+                            ("warp_condition_dropout", warp_condition_dropout)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= mask_ratio < 1.0:
@@ -97,6 +102,7 @@ class RectifiedFlow:
         self.dynamics_weight = float(dynamics_weight)
         self.warp_prior_probability = float(warp_prior_probability)
         self.warp_prior_tau = (prior_lo, prior_hi)
+        self.warp_condition_dropout = float(warp_condition_dropout)
 
     def sample_tau(self, batch_size: int, device: torch.device | str = "cpu",
                    generator: Generators = None) -> torch.Tensor:
@@ -150,16 +156,18 @@ class RectifiedFlow:
     def training_loss(self, model: nn.Module, latents: torch.Tensor, num_reference: torch.Tensor,
                       actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,
                       generator: Generators = None, prior: torch.Tensor | None = None,
-                      has_prior: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                      has_prior: torch.Tensor | None = None, start_from_prior: bool = True
+                      ) -> tuple[torch.Tensor, dict]:
         """MSE between model velocity and eps - z0 on the predicted frames.
 
         latents (B, T, V, C, H, W) clean z0, num_reference (B,) long, actions (B, 19) or None,
         action_valid (B, 5) bool or None (all valid when actions are given) -> (loss, logs).
         prior (B, T, V, C, H, W) and has_prior (B,) bool: the warp prior of each sample's predicted frames and
-        whether it has one (used only with warp_prior_probability > 0).
+        whether it has one: the start of warp_prior_probability > 0 (unless `start_from_prior` is False, as in
+        validation) and the condition of a model built with `warp_condition`.
         Random draws in order: tau, eps, (reference_noise > 0) the reference noise level and its noise, action
-        dropout, (warp prior on) the samples that start from it and their times, then (MR on) the masked samples
-        and their plan.
+        dropout, (warp prior on) the samples that start from it and their times, (warp-conditioned model) the
+        samples whose condition is dropped, then (MR on) the masked samples and their plan.
         `generator` is one generator, a sequence of one per sample (each sample's draws then depend on
         its generator alone), or None for torch's global generator.
         """
@@ -184,15 +192,18 @@ class RectifiedFlow:
                 action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
             valid = self.drop_actions(action_valid.to(device), generator)  # (B, G)
         from_prior = None
-        if self.warp_prior_probability > 0 and prior is not None:
+        if self.warp_prior_probability > 0 and prior is not None and start_from_prior:
             from_prior, tau, tau_frames, z_tau, target = self._start_from_prior(
                 prior, has_prior, latents, eps, tau, is_reference, z_tau, target, generator)
+        warp = self._warp_condition(model, prior, has_prior, is_reference, generator)  # {} or warp, warp_valid
         weight = torch.ones(b, t, device=device) if self.loss_on_reference else (~is_reference).float()  # (B, T)
 
         def frame_errors(rows: torch.Tensor | None, plan: MaskPlan | None = None) -> torch.Tensor:
             """Per-frame MSE (R, T) of one forward pass on batch rows `rows` (None: all rows)."""
             pick = (lambda a: a) if rows is None else (lambda a: None if a is None else a[rows])
-            extra = {} if plan is None else {"mask_plan": plan}
+            extra = {name: pick(value) for name, value in warp.items()}
+            if plan is not None:
+                extra["mask_plan"] = plan
             out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
                         is_reference=pick(is_reference), **extra)
             pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction, sigma_data)
@@ -233,6 +244,8 @@ class RectifiedFlow:
 
         if from_prior is not None:
             logs["warp_prior_fraction"] = from_prior.float().mean().detach()
+        if warp:
+            logs["warp_condition_fraction"] = warp["warp_valid"].any(dim=1).float().mean().detach()
         logs.update({
             "loss": loss.detach(),
             "tau_mean": tau.mean().detach(),
@@ -241,6 +254,17 @@ class RectifiedFlow:
         if valid is not None:
             logs["action_keep_rate"] = valid.float().mean().detach()
         return loss, logs
+
+    def _warp_condition(self, model: nn.Module, prior: torch.Tensor | None, has_prior: torch.Tensor | None,
+                        is_reference: torch.Tensor, generator: Generators) -> dict[str, torch.Tensor]:
+        """The model's warp inputs {warp (B, T, ...), warp_valid (B, T)}, or {} for a model without the condition."""
+        config = getattr(model, "config", None)
+        if not getattr(config, "warp_condition", False) or prior is None:
+            return {}
+        b, device = is_reference.shape[0], is_reference.device
+        has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)
+        keep = draws.rand((b,), device, generator) >= self.warp_condition_dropout  # (B,)
+        return {"warp": prior, "warp_valid": (has_prior & keep)[:, None] & ~is_reference}
 
     def _start_from_prior(self, prior: torch.Tensor, has_prior: torch.Tensor | None, latents: torch.Tensor,
                           eps: torch.Tensor, tau: torch.Tensor, is_reference: torch.Tensor, z_tau: torch.Tensor,

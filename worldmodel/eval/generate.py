@@ -12,7 +12,7 @@ from worldmodel.eval.ego_motion import pixel_offset_of
 from worldmodel.rollout.batch import decoded_chunks, encode_references
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import calibration_of, plan_from_meta
-from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
+from worldmodel.rollout.warp_start import WarpStart, checked_warp_start, takes_warp
 
 
 def clip_plan(meta: dict[str, Any], schedule: ChunkSchedule, size: tuple[int, int], use_actions: bool) -> list:
@@ -31,11 +31,11 @@ def clip_plans(clips: Sequence[dict[str, Any]], schedule: ChunkSchedule, use_act
 
 def clip_warp_start(loaded: LoadedWorldModel, clips: Sequence[dict[str, Any]], plans: Sequence[list],
                     names: Sequence[str], fps: float, tau: float | None) -> WarpStart | None:
-    """The warp start of a batch of clips with their `clip_plans` (None when `tau` is None); a clip it cannot
-    warp is named in a WarpStartError."""
+    """The warp of a batch of clips with their `clip_plans` (None when neither `tau` nor a warp-conditioned model
+    asks for it); with `tau`, a clip it cannot warp is named in a WarpStartError."""
     calibrations = [calibration_of(c["meta"].get("intrinsics"), c["meta"].get("extrinsics"),
                                    pixel_offset_of(c["meta"])) for c in clips]
-    return checked_warp_start(loaded.codec, names, calibrations, plans, fps, tau)
+    return checked_warp_start(loaded.codec, names, calibrations, plans, fps, tau, condition=takes_warp(loaded.model))
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
-from worldmodel.rollout.warp_start import WarpStart, WarpStartError
+from worldmodel.rollout.warp_start import WarpStart, WarpStartError, takes_warp
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
 
@@ -82,7 +82,7 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "chunk_frames": schedule.chunk_frames, "carry_frames": schedule.carry_frames, "chunks": schedule.num_chunks,
             "segments": [{"label": label, "first_frame": a, "end_frame": b} for label, a, b in seg],
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
-            "warp_start": warp_start,
+            "warp_start": warp_start, "warp_condition": takes_warp(loaded.model),
             "precision": str(precision or "float32"),
             "noise_seed_of_video_i": f"{protocol.seed} + i",
             "fid_features": f"Inception-v3 TF 2015-12-05 pool3 2048-d, bilinear antialiased resize to "

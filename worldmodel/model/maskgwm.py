@@ -28,6 +28,7 @@ PARAMETER_GROUPS = {
     "view": ("view_blocks",),
     "mr": ("mask_token", "reconstruction"),
     "action": ("action_embedding",),
+    "warp": ("warp_embed",),
     "null_text": ("null_text", "null_pooled"),
 }
 
@@ -81,6 +82,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         mr_decoder_layers: int | None = None,
         prediction: str = "velocity",
         sigma_data: float = 0.5,
+        warp_condition: bool = False,
     ):
         super().__init__()
         # Hydra hands over a ListConfig; store plain ints so the config saves as JSON.
@@ -149,6 +151,10 @@ class MaskGWM(ModelMixin, ConfigMixin):
         self.temporal_pos_embed = TemporalPositionEmbedding(max_frames, self.inner_dim)
         self.frame_time_embed = FrameTimeEmbedding(self.inner_dim)
         self.action_embedding = ActionEmbedding(self.inner_dim, action_fourier_dim, tuple(action_group_sizes))
+        # Our extension, off in the paper's presets: the last reference frame moved along the commanded path,
+        # patchified like the latents and added to each new frame's tokens (see `embed_warp`).
+        self.warp_embed = nn.Conv2d(in_channels, self.inner_dim, patch_size, stride=patch_size) if warp_condition \
+            else None
         self.null_text = nn.Parameter(torch.empty(num_null_text_tokens, joint_attention_dim))
         self.null_pooled = nn.Parameter(torch.empty(pooled_projection_dim))
 
@@ -185,6 +191,10 @@ class MaskGWM(ModelMixin, ConfigMixin):
         nn.init.constant_(self.frame_time_embed.mlp[0].bias, 0)
         nn.init.constant_(self.frame_time_embed.mlp[2].bias, 0)
         nn.init.constant_(self.action_embedding.proj.weight, 0)
+        if self.warp_embed is not None:
+            # Zero like the temporal gates: with or without the warp, the model starts as the image model.
+            nn.init.constant_(self.warp_embed.weight, 0)
+            nn.init.constant_(self.warp_embed.bias, 0)
         # Distinct random null tokens: identical ones would stay identical (no text position embedding).
         nn.init.normal_(self.null_text, std=0.02)
         nn.init.normal_(self.null_pooled, std=0.02)
@@ -216,6 +226,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
         pooled_projections: torch.Tensor | None = None,
         is_reference: torch.Tensor | None = None,
         mask_plan: MaskPlan | None = None,
+        warp: torch.Tensor | None = None,
+        warp_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity (eps - z0) of every frame.
 
@@ -226,6 +238,10 @@ class MaskGWM(ModelMixin, ConfigMixin):
         m = 0: their diffusion time is 0 in both the SD3 time embedding and the temporal modulation,
         whatever tau says. With a mask plan, every frame (reference frames too) is masked, and every
         token, masked or not, is predicted.
+        warp (B, T, V, C, H, W) and warp_valid (B, T) bool, only for a model built with `warp_condition`: each
+        frame's first guess in latent space (the last reference frame re-rendered at that frame's commanded pose,
+        `worldmodel.rollout.warp_start`); frames where warp_valid is False, and every frame when warp is None,
+        get no warp.
         """
         b, t, v, _, h, w = latents.shape
         p = self.config.patch_size
@@ -241,6 +257,8 @@ class MaskGWM(ModelMixin, ConfigMixin):
         tau = torch.where(is_reference.bool(), torch.zeros_like(tau), tau)  # (B, T): m * tau
 
         x, context, temb = self.embed_spatial(latents, tau, encoder_hidden_states, pooled_projections)
+        if warp is not None or warp_valid is not None:
+            x = x + self.embed_warp(warp, warp_valid, latents.shape)
         frame_temb = self.frame_time_embed(tau)  # (B, T, D)
         action = None
         if actions is not None:
@@ -280,6 +298,27 @@ class MaskGWM(ModelMixin, ConfigMixin):
         temb = self.time_text_embed(timestep, repeat(pooled_projections, "b d -> (b t v) d", t=t, v=v))
         context = repeat(self.context_embedder(encoder_hidden_states), "b m d -> (b t v) m d", t=t, v=v)
         return x, context, temb  # ((B T V), N, D), ((B T V), M, D), ((B T V), D)
+
+    def embed_warp(self, warp: torch.Tensor | None, warp_valid: torch.Tensor | None,
+                   shape: torch.Size) -> torch.Tensor:
+        """warp (B, T, V, C, H, W), warp_valid (B, T) bool -> tokens to add ((B T V), N, D), zero where invalid.
+
+        Zero rather than a learned "no warp" token: a frame without a warp is then exactly a frame of a model
+        without the condition, so clips without calibration train and sample as before.
+        """
+        if self.warp_embed is None:
+            raise ValueError("this model was built without warp_condition: it takes no warp (build it with "
+                             "warp_condition=true, or leave warp out)")
+        b, t, v = shape[:3]
+        if warp is None or warp_valid is None or tuple(warp.shape) != tuple(shape) or \
+                tuple(warp_valid.shape) != (b, t):
+            raise ValueError(f"warp {None if warp is None else tuple(warp.shape)} and warp_valid "
+                             f"{None if warp_valid is None else tuple(warp_valid.shape)} must come together, shaped "
+                             f"like the latents {tuple(shape)} and (B, T) = {(b, t)}")
+        tokens = self.warp_embed(rearrange(warp, "b t v c h w -> (b t v) c h w").to(self.warp_embed.weight.dtype))
+        tokens = rearrange(tokens, "n d h w -> n (h w) d")  # ((B T V), N, D)
+        keep = repeat(warp_valid.bool(), "b t -> (b t v) 1 1", v=v)
+        return torch.where(keep, tokens, torch.zeros_like(tokens))
 
     def forward_blocks(self, x: torch.Tensor, context: torch.Tensor | None, temb: torch.Tensor,
                        frame_temb: torch.Tensor, action: torch.Tensor | None, dims: tuple[int, int, int],

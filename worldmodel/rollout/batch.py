@@ -20,7 +20,7 @@ from worldmodel.rollout.latents_file import StreamingSafetensors
 from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
-from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
+from worldmodel.rollout.warp_start import WarpStart, checked_warp_start, takes_warp
 from worldmodel.viz import from_uint8, to_uint8
 from worldmodel.viz.report import write_rollout_report
 
@@ -83,9 +83,10 @@ def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: t
 
 
 def warp_start_for(loaded: LoadedWorldModel, jobs: Sequence[RolloutJob], tau: float | None) -> WarpStart | None:
-    """The warp start of a batch (None when `tau` is None); a job it cannot warp is named in a WarpStartError."""
+    """The warp of a batch (None when neither `tau` nor a warp-conditioned model asks for it); with `tau`, a job it
+    cannot warp is named in a WarpStartError."""
     return checked_warp_start(loaded.codec, [j.name for j in jobs], [j.calibration for j in jobs],
-                              [j.plan for j in jobs], jobs[0].fps, tau)
+                              [j.plan for j in jobs], jobs[0].fps, tau, condition=takes_warp(loaded.model))
 
 
 class BatchRunner:

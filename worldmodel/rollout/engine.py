@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from worldmodel.rollout.warp_start import takes_warp
+
 ChunkActions = tuple[torch.Tensor, torch.Tensor]  # values (B, 19), valid (B, 5)
 
 
@@ -54,7 +56,8 @@ class RolloutEngine:
         """`autocast_dtype` (e.g. torch.bfloat16) runs the network under autocast on the reference's device.
 
         `start`: None (every chunk from pure noise) or a first-guess provider such as `WarpStart`, called as
-        start(refs, values, valid, chunk_frames) -> new-frame latents; sampling then begins at its `tau`.
+        start(refs, values, valid, chunk_frames) -> new-frame latents; sampling then begins at its `tau` (None:
+        from pure noise), and a model built with `warp_condition` also takes the guess as its warp.
         """
         self.model = model
         self.sampler = sampler
@@ -77,8 +80,15 @@ class RolloutEngine:
         Under the engine's autocast; `generator` is one generator or one per batch item.
         """
         s = self.schedule
-        start = {} if self.start is None else {"start": self.start(refs, values, valid, s.chunk_frames),
-                                               "start_tau": self.start.tau}
+        start = {}
+        conditioned = takes_warp(self.model)
+        # A policy's chunk may lack a path (sim); a warp-conditioned model then samples that chunk without it.
+        if self.start is not None and (self.start.tau is not None or self.start.can_warp(valid)):
+            guess = self.start(refs, values, valid, s.chunk_frames)
+            if self.start.tau is not None:
+                start.update(start=guess, start_tau=self.start.tau)
+            if conditioned:
+                start["warp"] = guess
         # With one generator per batch item, the sampler draws each item's noise from its own generator:
         # a scenario's video does not depend on its batch mates.
         with torch.autocast(refs.device.type, dtype=self.autocast_dtype or torch.float32,

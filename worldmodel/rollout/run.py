@@ -28,6 +28,7 @@ from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
 from worldmodel.rollout.scenario import load_scenario, resolve_scenario
 from worldmodel.rollout.sources import scenario_job
+from worldmodel.rollout.warp_start import takes_warp
 
 
 @dataclass
@@ -156,7 +157,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
             "sampler_reference_noise": sampler.reference_noise, "warp_start": warp_start,
-            "config": OmegaConf.to_container(cfg, resolve=True)}
+            "warp_condition": takes_warp(loaded.model), "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)
     for schedule, job in jobs:
@@ -178,7 +179,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                 "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
                 "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
                 "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "warp_start": warp_start,
-                "checkpoint_step": loaded.step}
+                "warp_condition": takes_warp(loaded.model), "checkpoint_step": loaded.step}
     metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
     videos = [p for o in outcomes for p in (o.files.mosaic, o.files.side_by_side) if p is not None]

@@ -7,9 +7,13 @@ where the road is, so the video moves as the actions say even where the model al
 picture still (a small model trained for minutes; BENCHMARKS.md "Warp start"); the model draws what the
 warp gets wrong (buildings and cars, which are not on the road plane, and the view's new edges).
 At tau = 1 the warp is drowned in noise and sampling is the plain sampler's.
+
+A model built with `warp_condition` (our extension) also takes the same warp, clean, as an input of every new
+frame; its rollouts then warp every chunk whether or not sampling starts from the warp (`tau` None).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,9 +24,16 @@ from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.rollout.action_path import TRAJECTORY_GROUP, chunk_motion
 from worldmodel.rollout.ground_warp import source_pixels, warp_frames
 
+log = logging.getLogger(__name__)
+
 
 class WarpStartError(ValueError):
     """A warp start asked of something it cannot warp (no calibration, no trajectory, a bad time)."""
+
+
+def takes_warp(model) -> bool:
+    """Whether `model` was built with `warp_condition`: it then wants every chunk's warp as an input."""
+    return bool(getattr(getattr(model, "config", None), "warp_condition", False))
 
 
 def check_warp_tau(tau: float) -> float:
@@ -61,14 +72,15 @@ def warp_views(last: torch.Tensor, motion: np.ndarray, calibration: CameraCalibr
 
 
 class WarpStart:
-    """First guesses of a chunk's new frames, one calibration per batch item; `tau` is where sampling begins."""
+    """First guesses of a chunk's new frames, one calibration per batch item; `tau` is where sampling begins
+    (None: sampling begins from pure noise, and the warp only feeds a warp-conditioned model)."""
 
-    def __init__(self, codec, calibrations: Sequence[CameraCalibration], fps: float, tau: float,
+    def __init__(self, codec, calibrations: Sequence[CameraCalibration], fps: float, tau: float | None,
                  far_m: float = 30.0, action_times: Sequence[float] = DEFAULT_ACTION_TIMES) -> None:
-        tau = check_warp_tau(tau)
+        tau = None if tau is None else check_warp_tau(tau)
         if far_m <= 0:
             raise ValueError(f"far_m must be > 0, got {far_m}")
-        self.codec, self.calibrations, self.fps, self.tau = codec, list(calibrations), float(fps), float(tau)
+        self.codec, self.calibrations, self.fps, self.tau = codec, list(calibrations), float(fps), tau
         self.far_m, self.action_times = float(far_m), tuple(action_times)
         self._grids: dict[tuple, np.ndarray] = {}  # motions repeat (a scenario's straight cruise): reuse their grids
 
@@ -81,6 +93,11 @@ class WarpStart:
             if len(self._grids) > 256:
                 self._grids.pop(next(iter(self._grids)))
         return self._grids[key]
+
+    @staticmethod
+    def can_warp(valid: torch.Tensor) -> bool:
+        """Whether every batch item of a chunk with action flags valid (B, 5) has a commanded path to warp along."""
+        return bool(valid[..., TRAJECTORY_GROUP].all())
 
     @torch.no_grad()
     def __call__(self, refs: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
@@ -102,19 +119,28 @@ class WarpStart:
 
 def checked_warp_start(codec, names: Sequence[str], calibrations: Sequence[CameraCalibration | None],
                        plans: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]], fps: float,
-                       tau: float | None) -> WarpStart | None:
-    """The warp start of a batch (None when `tau` is None), or a WarpStartError naming the first item it cannot warp.
+                       tau: float | None, condition: bool = False) -> WarpStart | None:
+    """The warp of a batch, or None when neither a warp start (`tau`) nor a warp-conditioned model (`condition`)
+    asks for it.
 
-    names, calibrations and plans (per-chunk (values, valid) actions) are per batch item. Callers run this
-    before they write anything, so a refusal leaves no partial files.
+    names, calibrations and plans (per-chunk (values, valid) actions) are per batch item. With `tau`, an item it
+    cannot warp is named in a WarpStartError; callers run this before they write anything, so a refusal leaves
+    no partial files. For the condition alone, such a batch is sampled without its warp (the model trained
+    without it on a fraction of its clips), with a warning naming the item.
     """
-    if tau is None:
+    if tau is None and not condition:
         return None
     for name, calibration, plan in zip(names, calibrations, plans, strict=True):
+        problem = None
         if calibration is None:
-            raise WarpStartError(f"warp_start needs every camera's intrinsics and extrinsics; {name} has none "
-                             "(image and video sources carry no calibration): run it with warp_start=null")
-        if not all(bool(valid[..., TRAJECTORY_GROUP].all()) for _, valid in plan):
-            raise WarpStartError(f"warp_start follows the actions' trajectory; {name} has chunks without one "
-                             "(a clip without ego states, or actions switched off): run it with warp_start=null")
+            problem = (f"needs every camera's intrinsics and extrinsics; {name} has none (image and video sources "
+                       "carry no calibration)")
+        elif not all(WarpStart.can_warp(valid) for _, valid in plan):
+            problem = (f"follows the actions' trajectory; {name} has chunks without one (a clip without ego states, "
+                       "or actions switched off)")
+        if problem is not None and tau is not None:
+            raise WarpStartError(f"warp_start {problem}: run it with warp_start=null")
+        if problem is not None:
+            log.warning("this warp-conditioned model samples the batch without its warp: the warp %s", problem)
+            return None
     return WarpStart(codec, list(calibrations), fps, tau)

@@ -22,7 +22,7 @@ from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.run import autocast_dtype, pick_device, with_sampler_overrides
-from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start
+from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start, takes_warp
 from worldmodel.sim.actions import chunk_actions, controller_for, describe, lookahead_frames
 from worldmodel.sim.ego import EgoIntegrator, EgoState
 from worldmodel.sim.rewards import RewardFn, RouteProgress, StepContext, TerminationFn, never
@@ -223,7 +223,8 @@ class WorldModelEnv(DrivingEnv):
         self.generator = torch.Generator(device=self.device).manual_seed(noise_seed)
         # No chunk's actions yet (the policy gives them step by step): only the calibration is checked here.
         self.engine.start = checked_warp_start(self.loaded.codec, [f"scenario {start.name}"], [start.calibration],
-                                               [()], self.fps, self.warp_start)
+                                               [()], self.fps, self.warp_start,
+                                               condition=takes_warp(self.loaded.model))
 
     @torch.no_grad()
     def _frames(self, states: list[EgoState], values: torch.Tensor, valid: torch.Tensor) -> np.ndarray:

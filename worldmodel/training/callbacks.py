@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from worldmodel.checkpoint import model_from_training_state, save_export
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
+from worldmodel.rollout.warp_start import takes_warp
 from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
 
 
@@ -97,9 +98,14 @@ class SampleVideos(_EveryNSteps):
         latents = pl_module.batch_latents(batch)  # (B, T, V, C, h, w)
         values, valid = pack_actions(batch["actions"])
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        # A warp-conditioned model samples with each clip's warp, as its rollouts do (all clips or none).
+        warp = None
+        if takes_warp(pl_module.inference_model):
+            prior, has_prior = pl_module.warp_prior(latents, batch)
+            warp = prior[:, self.num_reference:] if prior is not None and bool(has_prior.all()) else None
         generated = pl_module.sampler.sample(
             pl_module.inference_model, latents[:, : self.num_reference], latents.shape[1],
-            values.to(pl_module.device), valid.to(pl_module.device), generator=generator)
+            values.to(pl_module.device), valid.to(pl_module.device), generator=generator, warp=warp)
         video = to_uint8(pl_module.codec.decode_video(generated).float().cpu())  # (B, T, V, H, W, 3)
         # A latent cache has no frames: its decoded latents are the ground truth to show.
         truth = (batch["frames"].numpy() if "frames" in batch

@@ -62,18 +62,25 @@ class WorldModelModule(pl.LightningModule):
         return self.encode(batch["frames"])
 
     def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None,
-              with_prior: bool = True):
+              start_from_prior: bool = True):
         latents = self.batch_latents(batch)
         values, valid = pack_actions(batch["actions"])
-        prior, has_prior = self.warp_prior(latents, batch) if with_prior else (None, None)
+        prior, has_prior = self.warp_prior(latents, batch)
         return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
-            valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior)
+            valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior,
+            start_from_prior=start_from_prior)
+
+    @property
+    def uses_warp(self) -> bool:
+        """Whether training needs each clip's warp: as a start (warp-prior training) or as the model's condition."""
+        return (getattr(self.objective, "warp_prior_probability", 0.0) > 0.0
+                or bool(getattr(getattr(self.model, "config", None), "warp_condition", False)))
 
     def warp_prior(self, latents: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The warp prior (B, T, V, C, h, w) of latents (B, T, V, C, h, w) and has_prior (B,) when the objective
-        trains on it, else (None, None)."""
-        if getattr(self.objective, "warp_prior_probability", 0.0) == 0.0:
+        """The warp prior (B, T, V, C, h, w) of latents (B, T, V, C, h, w) and has_prior (B,) when training uses
+        it, else (None, None)."""
+        if not self.uses_warp:
             return None, None
         return warp_prior_latents(self.codec, latents, batch["meta"], batch["num_reference"])
 
@@ -123,8 +130,9 @@ class WorldModelModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         # A fixed generator per batch makes the validation loss comparable across steps.
         generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
-        # Without the warp prior: the plain objective's loss stays comparable between runs with and without it.
-        loss, _ = self._loss(self.inference_model, batch, generator=generator, with_prior=False)
+        # No sample starts from the warp prior: the plain objective's loss stays comparable between runs with and
+        # without it (a warp-conditioned model still sees its warp, which is part of its input).
+        loss, _ = self._loss(self.inference_model, batch, generator=generator, start_from_prior=False)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["num_reference"].shape[0], sync_dist=True)
         return loss
 
