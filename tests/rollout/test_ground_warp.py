@@ -8,7 +8,7 @@ import torch
 from worldmodel.data.synthetic import CAMERAS, SyntheticDriving
 from worldmodel.eval.ego_motion import level_camera
 from worldmodel.data.actions import relative_pose
-from worldmodel.rollout.ground_warp import source_pixels, warp_frames
+from worldmodel.rollout.ground_warp import _intrinsics_inverse, pose_matrix, rigid_inverse, source_pixels, warp_frames
 
 SIZE = (36, 64)
 K = np.array([[40.0, 0.0, 32.0], [0.0, 40.0, 18.0], [0.0, 0.0, 1.0]])
@@ -73,3 +73,16 @@ def test_warping_a_procedural_frame_along_the_true_motion_beats_copying_it() -> 
     warp_error = ((warped[:, road] - truth[:, road]) ** 2).mean(axis=(1, 2, 3))
     copy_error = ((frames[0, road].astype(np.float64) - truth[:, road]) ** 2).mean(axis=(1, 2, 3))
     assert (warp_error < 0.7 * copy_error).all(), (warp_error, copy_error)
+
+
+def test_written_out_inverses_match_numpy() -> None:
+    rng = np.random.default_rng(0)
+    camera = CAMERAS["CAM_BACK_LEFT"].camera_to_ego()  # a rotated and shifted rig camera
+    np.testing.assert_allclose(rigid_inverse(camera), np.linalg.inv(camera), atol=1e-12)
+    poses = pose_matrix(rng.normal(size=(5, 3)))
+    np.testing.assert_allclose(rigid_inverse(poses), np.linalg.inv(poses), atol=1e-12)
+    k = np.array([[110.0, 0.7, 63.5], [0.0, 95.0, 31.5], [0.0, 0.0, 1.0]])  # with skew
+    np.testing.assert_allclose(_intrinsics_inverse(k), np.linalg.inv(k), atol=1e-12)
+    odd = k.copy()
+    odd[2, 0] = 0.1  # not a pinhole matrix: the general inverse
+    np.testing.assert_allclose(_intrinsics_inverse(odd), np.linalg.inv(odd), atol=1e-12)
