@@ -11,6 +11,7 @@ from torch import nn
 from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
+from worldmodel.rollout.warp_start import takes_warp
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
@@ -65,7 +66,9 @@ class WorldModelModule(pl.LightningModule):
               start_from_prior: bool = True):
         latents = self.batch_latents(batch)
         values, valid = pack_actions(batch["actions"])
-        prior, has_prior = self.warp_prior(latents, batch)
+        # Validation of a model that only starts from the prior (not conditioned on it) has no use for the warp.
+        needed = start_from_prior or takes_warp(model)
+        prior, has_prior = self.warp_prior(latents, batch) if needed else (None, None)
         return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
             valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior,
@@ -74,8 +77,7 @@ class WorldModelModule(pl.LightningModule):
     @property
     def uses_warp(self) -> bool:
         """Whether training needs each clip's warp: as a start (warp-prior training) or as the model's condition."""
-        return (getattr(self.objective, "warp_prior_probability", 0.0) > 0.0
-                or bool(getattr(getattr(self.model, "config", None), "warp_condition", False)))
+        return getattr(self.objective, "warp_prior_probability", 0.0) > 0.0 or takes_warp(self.model)
 
     def warp_prior(self, latents: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The warp prior (B, T, V, C, h, w) of latents (B, T, V, C, h, w) and has_prior (B,) when training uses
