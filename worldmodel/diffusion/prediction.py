@@ -37,6 +37,12 @@ def sigma_data_of(model: nn.Module) -> float:
     return float(getattr(config, "sigma_data", SIGMA_DATA)) if config is not None else SIGMA_DATA
 
 
+def takes_warp(model: nn.Module) -> bool:
+    """Whether the model's config has `warp_condition` on: it then wants each new frame's warp as an input
+    (`MaskGWM.embed_warp`). Read here with the other config entries the objective and the samplers consult."""
+    return bool(getattr(getattr(model, "config", None), "warp_condition", False))
+
+
 def preconditioning(tau: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor]:
     """tau (...) -> (c_skip, c_out) (...): z0_hat = c_skip z_tau + c_out F (see the module docstring)."""
     s2 = sigma_data * sigma_data

@@ -5,7 +5,7 @@ from torch import nn
 
 from worldmodel.diffusion import draws
 from worldmodel.diffusion.draws import Generators
-from worldmodel.diffusion.prediction import MIN_TAU, output_to_velocity, prediction_of, sigma_data_of
+from worldmodel.diffusion.prediction import MIN_TAU, output_to_velocity, prediction_of, sigma_data_of, takes_warp
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
 from worldmodel.model.masking import MaskPlan, merge_mask_plans, sample_mask_plan
 
@@ -258,8 +258,7 @@ class RectifiedFlow:
     def _warp_condition(self, model: nn.Module, prior: torch.Tensor | None, has_prior: torch.Tensor | None,
                         is_reference: torch.Tensor, generator: Generators) -> dict[str, torch.Tensor]:
         """The model's warp inputs {warp (B, T, ...), warp_valid (B, T)}, or {} for a model without the condition."""
-        config = getattr(model, "config", None)
-        if not getattr(config, "warp_condition", False) or prior is None:
+        if not takes_warp(model) or prior is None:
             return {}
         b, device = is_reference.shape[0], is_reference.device
         has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from worldmodel.checkpoint import LoadedWorldModel
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.eval.ego_motion import pixel_offset_of
 from worldmodel.rollout.batch import decoded_chunks, encode_references
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import calibration_of, plan_from_meta
-from worldmodel.rollout.warp_start import WarpStart, checked_warp_start, takes_warp
+from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
 
 
 def clip_plan(meta: dict[str, Any], schedule: ChunkSchedule, size: tuple[int, int], use_actions: bool) -> list:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.eval.accumulate import FVD_RESAMPLE_FRAMES, EvalAccumulator
 from worldmodel.eval.features import I3D_SIZE, INCEPTION_SIZE, I3DFeatures, InceptionFeatures
 from worldmodel.eval.generate import clip_plans, clip_warp_start, generate_batch
@@ -28,7 +29,7 @@ from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
-from worldmodel.rollout.warp_start import WarpStart, WarpStartError, takes_warp
+from worldmodel.rollout.warp_start import WarpStart, WarpStartError
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
 

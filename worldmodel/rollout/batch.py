@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from worldmodel.checkpoint import LoadedWorldModel
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.actions import stack_plans
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
@@ -20,7 +21,7 @@ from worldmodel.rollout.latents_file import StreamingSafetensors
 from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
-from worldmodel.rollout.warp_start import WarpStart, checked_warp_start, takes_warp
+from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
 from worldmodel.viz import from_uint8, to_uint8
 from worldmodel.viz.report import write_rollout_report
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from worldmodel.rollout.warp_start import takes_warp
+from worldmodel.diffusion.prediction import takes_warp
 
 ChunkActions = tuple[torch.Tensor, torch.Tensor]  # values (B, 19), valid (B, 5)
 

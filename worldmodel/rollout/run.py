@@ -22,13 +22,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.batch import BatchRunner, RunOutcome, warp_start_for
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
 from worldmodel.rollout.scenario import load_scenario, resolve_scenario
 from worldmodel.rollout.sources import scenario_job
-from worldmodel.rollout.warp_start import takes_warp
 
 
 @dataclass

@@ -31,11 +31,6 @@ class WarpStartError(ValueError):
     """A warp start asked of something it cannot warp (no calibration, no trajectory, a bad time)."""
 
 
-def takes_warp(model) -> bool:
-    """Whether `model` was built with `warp_condition`: it then wants every chunk's warp as an input."""
-    return bool(getattr(getattr(model, "config", None), "warp_condition", False))
-
-
 def check_warp_tau(tau: float) -> float:
     """`tau` as a float, or a WarpStartError when it is not a diffusion time in (0, 1]."""
     if not 0.0 < float(tau) <= 1.0:

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.run import autocast_dtype, pick_device, with_sampler_overrides
-from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start, takes_warp
+from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start
 from worldmodel.sim.actions import chunk_actions, controller_for, describe, lookahead_frames
 from worldmodel.sim.ego import EgoIntegrator, EgoState
 from worldmodel.sim.rewards import RewardFn, RouteProgress, StepContext, TerminationFn, never

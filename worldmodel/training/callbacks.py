@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from worldmodel.checkpoint import model_from_training_state, save_export
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
-from worldmodel.rollout.warp_start import takes_warp
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
 
 

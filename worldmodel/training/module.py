@@ -11,7 +11,7 @@ from torch import nn
 from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
-from worldmodel.rollout.warp_start import takes_warp
+from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.rng import collect_rng_states, restore_rng_states

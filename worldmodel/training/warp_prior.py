@@ -14,17 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodel.data.actions import relative_pose
 from worldmodel.eval.ego_motion import pixel_offset_of
-from worldmodel.rollout.ground_warp import pose_matrix, rigid_inverse
 from worldmodel.rollout.jobs import calibration_of
 from worldmodel.rollout.warp_start import CameraCalibration, warp_views
 
 
 def relative_poses(poses: np.ndarray, origin: int) -> np.ndarray:
     """Planar world poses (T, 3) x, y, yaw -> the same poses (T, 3) in the ego frame of pose `origin`."""
-    matrices = rigid_inverse(pose_matrix(poses[origin])) @ pose_matrix(poses)  # (T, 4, 4)
-    yaw = np.arctan2(matrices[:, 1, 0], matrices[:, 0, 0])
-    return np.stack([matrices[:, 0, 3], matrices[:, 1, 3], yaw], axis=-1)
+    return relative_pose(poses[origin], poses)
 
 
 def _warp_target(meta: Mapping[str, Any], k: int, t: int) -> tuple[np.ndarray, CameraCalibration] | None:
