@@ -192,6 +192,8 @@ class RectifiedFlow:
                 action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
             valid = self.drop_actions(action_valid.to(device), generator)  # (B, G)
         from_prior = None
+        if prior is not None:
+            has_prior = self._prior_flags(prior, has_prior, latents)
         if self.warp_prior_probability > 0 and prior is not None and start_from_prior:
             from_prior, tau, tau_frames, z_tau, target = self._start_from_prior(
                 prior, has_prior, latents, eps, tau, is_reference, z_tau, target, generator)
@@ -255,26 +257,30 @@ class RectifiedFlow:
             logs["action_keep_rate"] = valid.float().mean().detach()
         return loss, logs
 
-    def _warp_condition(self, model: nn.Module, prior: torch.Tensor | None, has_prior: torch.Tensor | None,
-                        is_reference: torch.Tensor, generator: Generators) -> dict[str, torch.Tensor]:
-        """The model's warp inputs {warp (B, T, ...), warp_valid (B, T)}, or {} for a model without the condition."""
-        if not takes_warp(model) or prior is None:
-            return {}
-        b, device = is_reference.shape[0], is_reference.device
-        has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)
-        keep = draws.rand((b,), device, generator) >= self.warp_condition_dropout  # (B,)
-        return {"warp": prior, "warp_valid": (has_prior & keep)[:, None] & ~is_reference}
-
-    def _start_from_prior(self, prior: torch.Tensor, has_prior: torch.Tensor | None, latents: torch.Tensor,
-                          eps: torch.Tensor, tau: torch.Tensor, is_reference: torch.Tensor, z_tau: torch.Tensor,
-                          target: torch.Tensor, generator: Generators):
-        """Swap the chosen samples' noisy input for the noised prior, their time and their target (see the class)."""
+    @staticmethod
+    def _prior_flags(prior: torch.Tensor, has_prior: torch.Tensor | None, latents: torch.Tensor) -> torch.Tensor:
+        """has_prior (B,) bool on the latents' device (all True when None), after checking both shapes."""
         b, device = latents.shape[0], latents.device
         if prior.shape != latents.shape:
             raise ValueError(f"the warp prior has shape {tuple(prior.shape)}, the latents {tuple(latents.shape)}")
         has_prior = torch.ones(b, dtype=torch.bool, device=device) if has_prior is None else has_prior.to(device)
         if has_prior.shape != (b,):
             raise ValueError(f"has_prior must be one flag per sample, shape ({b},), got {tuple(has_prior.shape)}")
+        return has_prior
+
+    def _warp_condition(self, model: nn.Module, prior: torch.Tensor | None, has_prior: torch.Tensor | None,
+                        is_reference: torch.Tensor, generator: Generators) -> dict[str, torch.Tensor]:
+        """The model's warp inputs {warp (B, T, ...), warp_valid (B, T)}, or {} for a model without the condition."""
+        if not takes_warp(model) or prior is None:
+            return {}
+        keep = draws.rand((is_reference.shape[0],), is_reference.device, generator) >= self.warp_condition_dropout
+        return {"warp": prior, "warp_valid": (has_prior & keep)[:, None] & ~is_reference}
+
+    def _start_from_prior(self, prior: torch.Tensor, has_prior: torch.Tensor, latents: torch.Tensor,
+                          eps: torch.Tensor, tau: torch.Tensor, is_reference: torch.Tensor, z_tau: torch.Tensor,
+                          target: torch.Tensor, generator: Generators):
+        """Swap the chosen samples' noisy input for the noised prior, their time and their target (see the class)."""
+        b, device = latents.shape[0], latents.device
         chosen = (draws.rand((b,), device, generator) < self.warp_prior_probability) & has_prior  # (B,)
         lo, hi = self.warp_prior_tau
         tau = torch.where(chosen, lo + (hi - lo) * draws.rand((b,), device, generator), tau)  # (B,)
