@@ -1,8 +1,10 @@
 """Quickstart training steps/s on the CPU (the model, codec and data of `experiment=quickstart`).
 
-    python -m benchmarks.bench_train [--steps 30] [--threads 2] [--windows 1 3 5]
+    python -m benchmarks.bench_train [--steps 30] [--threads 2] [--windows 1 3 5] [--self-forcing]
 
-One row per temporal attention window (`model.temporal_window`; the quickstart uses 3, the paper 1).
+One row per temporal attention window (`model.temporal_window`; the quickstart uses 3, the paper 1); with
+`--self-forcing` each also gets a row of self-forced steps (`self_forcing` in conf/train.yaml: the references
+are first drawn by the EMA weights with the demo rollout's sampler, two steps from the warp at 0.2).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from worldmodel.config import compose_config
 from worldmodel.training.train import build_module
 
 
-def measure(steps: int, overrides: list[str]) -> dict[str, float]:
+def measure(steps: int, overrides: list[str], self_forced: bool = False) -> dict[str, float]:
     cfg = compose_config("train", ["experiment=quickstart", "data.num_workers=0", *overrides])
     module = build_module(cfg, run_config={})
     data = instantiate(cfg.data, _convert_="all")
@@ -25,6 +27,8 @@ def measure(steps: int, overrides: list[str]) -> dict[str, float]:
     batches = [next(loader) for _ in range(4)]
 
     def step(batch) -> None:
+        if self_forced:
+            batch = module.self_forced(batch)
         loss, _ = module._loss(module.model, batch)
         optimizer.zero_grad()
         loss.backward()
@@ -52,15 +56,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--windows", type=int, nargs="+", default=[3],
                         help="temporal attention windows to time (quickstart: 3; the paper: 1)")
+    parser.add_argument("--self-forcing", action="store_true", help="also time self-forced steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"| preset | temporal window | params | batch x frames @ size | train step (s) | steps/s | "
+    print(f"| preset | temporal window | step | params | batch x frames @ size | train step (s) | steps/s | "
           f"data batch (s, main process) |")
-    print(f"|---|---|---|---|---|---|---|")
+    print(f"|---|---|---|---|---|---|---|---|")
+    kinds = [False, True] if args.self_forcing else [False]
     for window in args.windows:
-        r = measure(args.steps, [f"model.temporal_window={window}"])
-        print(f"| quickstart (tiny) | {window}x{window} | {r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ "
-              f"{r['size']} | {r['step_s']:.3f} | {r['steps_per_s']:.2f} | {r['batch_load_s']:.3f} |", flush=True)
+        for forced in kinds:
+            overrides = [f"model.temporal_window={window}"]
+            if forced:
+                overrides += ["self_forcing.probability=1.0", "self_forcing.num_steps=10"]
+            r = measure(args.steps, overrides, self_forced=forced)
+            print(f"| quickstart (tiny) | {window}x{window} | {'self-forced' if forced else 'plain'} | "
+                  f"{r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ {r['size']} | {r['step_s']:.3f} | "
+                  f"{r['steps_per_s']:.2f} | {r['batch_load_s']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
+from worldmodel.training.self_forcing import SelfForcing, self_forced_clips
 from worldmodel.training.warp_prior import warp_prior_latents
 from worldmodel.viz import from_uint8
 
@@ -31,7 +32,8 @@ class WorldModelModule(pl.LightningModule):
     def __init__(self, model: nn.Module, codec: LatentCodec, objective: RectifiedFlow,
                  sampler: FlowEulerSampler, lr: float = 5e-5, betas: tuple[float, float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 1000, ema_decay: float | None = 0.999,
-                 run_config: dict[str, Any] | None = None, faults: FaultPolicy | None = None) -> None:
+                 run_config: dict[str, Any] | None = None, faults: FaultPolicy | None = None,
+                 self_forcing: SelfForcing | None = None) -> None:
         super().__init__()
         self.model = model
         self.codec = codec.requires_grad_(False).eval()
@@ -42,6 +44,7 @@ class WorldModelModule(pl.LightningModule):
         # The resolved run config travels inside every checkpoint so rollout can rebuild the run.
         self.run_config = run_config or {}
         self.faults = faults or FaultPolicy()
+        self.self_forcing = self_forcing or SelfForcing()
         self.bad_samples = BadSampleCounter(self.faults)
         self.skipped_steps = 0
         self._skipping = False  # the running step's loss was non-finite and is skipped
@@ -86,13 +89,36 @@ class WorldModelModule(pl.LightningModule):
             return None, None
         return warp_prior_latents(self.codec, latents, batch["meta"], batch["num_reference"])
 
+    def self_forced(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its clips' first frames replaced by frames the inference weights generated from frame 0
+        (`worldmodel.training.self_forcing`), or unchanged when some clip cannot be warped."""
+        latents = self.batch_latents(batch)
+        values, valid = pack_actions(batch["actions"])
+        keys = batch.get("sample_key")
+        generators = sample_generators(keys, self.device, stream=3) if keys is not None else None
+        made = self_forced_clips(self.inference_model, self.sampler, self.codec, latents, batch["meta"],
+                                 values.to(self.device), valid.to(self.device), self.self_forcing, generators)
+        if made is None:
+            log.warning("step %d not self-forced: a clip of the batch has no calibration or ego poses to warp",
+                        self.global_step)
+            return batch
+        clips, metas = made
+        n = self.self_forcing.generated_frames
+        rest = {key: value for key, value in batch.items() if key != "frames"}
+        return {**rest, "latents": clips, "meta": metas, "self_forced": True,
+                "num_reference": torch.full_like(batch["num_reference"], n)}
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         where = describe_batch(batch, batch_idx, self.global_step, self.current_epoch)
         failures = self.bad_samples.update(batch, where)
         # Keyed batches (our training loader) draw each sample's noise from its own key.
         generators = sample_generators(batch["sample_key"], self.device) if "sample_key" in batch else None
-        loss, logs = self._loss(self.model, batch, generator=generators)
         batch_size = batch["num_reference"].shape[0]
+        if self.self_forcing.applies(self.global_step, batch.get("sample_key")):
+            batch = self.self_forced(batch)
+        if self.self_forcing.probability > 0:
+            self.log("train/self_forced", float(batch.get("self_forced", False)), batch_size=batch_size)
+        loss, logs = self._loss(self.model, batch, generator=generators)
         if failures:
             self.log("train/bad_samples", float(self.bad_samples.failed), batch_size=batch_size)
         self._skipping = not self._all_finite(loss)

@@ -14,6 +14,7 @@ from worldmodel.training.checkpoint_io import newest_good_checkpoint
 from worldmodel.training.faults import FaultPolicy, oom_advice
 from worldmodel.training.module import WorldModelModule
 from worldmodel.training.preemption import PreemptionCheckpoint
+from worldmodel.training.self_forcing import SelfForcing
 from worldmodel.training.trainable import select_trainable
 
 
@@ -65,7 +66,8 @@ def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModul
         model=model, codec=codec, objective=instantiate(cfg.objective, _convert_="all"),
         sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
         ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config,
-        faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)))
+        faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)),
+        self_forcing=SelfForcing(**OmegaConf.to_container(cfg.self_forcing)))
 
 
 def train(cfg: DictConfig) -> TrainResult:

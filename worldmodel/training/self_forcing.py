@@ -1,0 +1,114 @@
+"""Self-forcing: train some steps on reference frames the model generated itself, as a rollout's later chunks see.
+
+Every chunk of a rollout after the first is conditioned on frames the model drew, which are blurrier and grainier
+than the recorded frames it trained on; the errors compound from chunk to chunk until the picture dissolves
+(BENCHMARKS.md, "Warp conditioning": a 60 s drive is grey grain by 12 s). Training on its own outputs as context
+("exposure bias"; Self Forcing, Huang et al. 2025; GameNGen's context noise is the cheap proxy, which did not help
+here) teaches the network to pull such frames back towards sharp ones instead of copying their flaws forward.
+
+A self-forced step takes the batch's clips of T frames and, without gradient and with the inference (EMA)
+weights, samples frames 1..n from the real frame 0 as the rollout samples a chunk: the sampler's settings, the
+warp of frame 0 along the recorded poses as the start (`start_tau`) and, for a warp-conditioned model, as its
+condition. The step then trains on the clip [generated 1..n, recorded n+1..T-1] with n reference frames, whose
+warp is the last generated frame moved along the recorded poses. The actions stay the clip's, measured from frame
+0: one frame before the first reference (readers give only the clip's own ego states, too few to measure them
+again from frame 1 up to the last action time).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from worldmodel.diffusion import FlowEulerSampler
+from worldmodel.diffusion.prediction import takes_warp
+from worldmodel.training.warp_prior import warp_prior_latents
+
+# The meta entries that hold one value per frame of the clip; they drop frame 0 with the clip.
+PER_FRAME_META = ("timestamps", "ego_poses", "ego_speed", "ego_steering")
+
+
+@dataclass(frozen=True)
+class SelfForcing:
+    """How often and how a training step conditions on generated reference frames (`self_forcing` in the config).
+
+    probability: the share of steps (after `after_step`) that are self-forced, 0 = never (the paper).
+    generated_frames: n, the reference frames generated and then conditioned on (the rollout's carry_frames).
+    start_tau: where their sampling begins from the warp of frame 0 (the rollout's warp_start); 1 = pure noise.
+    num_steps, cfg_scale: the sampler's schedule and guidance; null keeps the run's sampler settings.
+    after_step: no self-forcing before this step, while the inference weights still draw noise.
+    """
+
+    probability: float = 0.0
+    generated_frames: int = 3
+    start_tau: float = 0.2
+    num_steps: int | None = None
+    cfg_scale: float | None = None
+    after_step: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"self_forcing.probability must be in [0, 1] (0: off), got {self.probability}")
+        if self.generated_frames < 1:
+            raise ValueError(f"self_forcing.generated_frames must be >= 1, got {self.generated_frames}")
+        if not 0.0 < self.start_tau <= 1.0:
+            raise ValueError(f"self_forcing.start_tau must be in (0, 1] (1: from pure noise), got {self.start_tau}")
+        if self.after_step < 0:
+            raise ValueError(f"self_forcing.after_step must be >= 0, got {self.after_step}")
+
+    def applies(self, step: int, keys: torch.Tensor | None) -> bool:
+        """Whether training step `step` is self-forced: a draw from the batch's first sample key (so a resumed
+        run makes the same choices), or from numpy's global generator for batches without keys."""
+        if self.probability == 0.0 or step < self.after_step:
+            return False
+        rng = np.random.default_rng([int(keys[0]), 7]) if keys is not None else np.random
+        return bool(rng.random() < self.probability)
+
+    def sampler_for(self, sampler: FlowEulerSampler) -> FlowEulerSampler:
+        """The run's sampler with this plan's schedule and guidance where they are given."""
+        changes = {name: value for name, value in (("num_steps", self.num_steps), ("cfg_scale", self.cfg_scale))
+                   if value is not None}
+        return sampler.replace(**changes)
+
+
+def drop_first_frame(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A clip's meta without frame 0's per-frame entries (`PER_FRAME_META`), for the clip that starts at frame 1."""
+    return {key: (value[1:] if key in PER_FRAME_META else value) for key, value in meta.items()}
+
+
+@torch.no_grad()
+def self_forced_clips(model: nn.Module, sampler: FlowEulerSampler, codec, latents: torch.Tensor,
+                      metas: Sequence[Mapping[str, Any]], actions: torch.Tensor, action_valid: torch.Tensor,
+                      plan: SelfForcing, generator: torch.Generator | Sequence[torch.Generator] | None = None
+                      ) -> tuple[torch.Tensor, list[dict[str, Any]]] | None:
+    """latents (B, T, V, C, h, w) of recorded clips -> (latents (B, T-1, V, C, h, w): frames 1..n generated
+    from frame 0, then the recorded n+1..T-1; the metas of those clips), or None when some clip cannot be
+    warped although the plan or the model needs its warp (no calibration or ego poses).
+
+    actions (B, 19) and action_valid (B, 5): the clips' actions, measured from frame 0.
+    """
+    n = plan.generated_frames
+    b, t = latents.shape[:2]
+    if t < n + 2:
+        raise ValueError(f"self_forcing.generated_frames={n} needs clips of at least {n + 2} frames (n references "
+                         f"generated from frame 0 and one frame to predict), got {t}")
+    head = latents[:, :n + 1]  # (B, n + 1, V, C, h, w): frame 0 and the frames to generate
+    conditioned = takes_warp(model)
+    kwargs: dict[str, Any] = {}
+    if conditioned or plan.start_tau < 1.0:
+        prior, has_prior = warp_prior_latents(codec, head, metas, torch.ones(b, dtype=torch.long))
+        if not bool(has_prior.all()):
+            return None
+        warp = prior[:, 1:]  # (B, n, V, C, h, w)
+        if plan.start_tau < 1.0:
+            kwargs.update(start=warp, start_tau=plan.start_tau)
+        if conditioned:
+            kwargs["warp"] = warp
+    generated = plan.sampler_for(sampler).sample(model, head[:, :1], n + 1, actions, action_valid,
+                                                 generator=generator, **kwargs)  # (B, n + 1, ...)
+    clips = torch.cat([generated[:, 1:].to(latents.dtype), latents[:, n + 1:]], dim=1)
+    return clips, [drop_first_frame(meta) for meta in metas]
