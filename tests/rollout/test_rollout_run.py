@@ -27,6 +27,9 @@ def test_rollout_writes_videos_sheets_latents_and_metrics(trained_run, tmp_path:
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["psnr_model_per_frame"]) == expected_frames - 1
     assert np.isfinite(metrics["psnr_model"]) and np.isfinite(metrics["psnr_copy_last_frame"])
+    # Procedural clips are calibrated and carry trajectories: the warp-last-frame baseline is there too.
+    assert len(metrics["psnr_warp_last_frame_per_frame"]) == expected_frames - 1
+    assert metrics["psnr_warp_last_frame"] != metrics["psnr_copy_last_frame"]
     assert metrics["protocol"]["clips"] == 2
     assert json.loads((tmp_path / "manifest.json").read_text())["seed"] == 0
     assert result.metrics["runs"]["clip001"]["psnr_model"] == metrics["runs"]["clip001"]["psnr_model"]

@@ -16,6 +16,15 @@ from worldmodel.rollout.warp_start import WarpStartError
 from worldmodel.rollout.yamlmarks import ScenarioError
 
 
+def psnr_line(metrics: dict) -> str:
+    """Model PSNR next to the copy-last-frame baseline and, where the runs could be warped, the warp-last-frame one
+    (the last frame moved along the commanded path with no network: what geometry alone predicts)."""
+    line = f"model {metrics['psnr_model']:.2f} dB, copy-last-frame {metrics['psnr_copy_last_frame']:.2f} dB"
+    if "psnr_warp_last_frame" in metrics:
+        line += f", warp-last-frame {metrics['psnr_warp_last_frame']:.2f} dB"
+    return line
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="rollout")
 def main(cfg: DictConfig) -> None:
     """Roll out a checkpoint; prints where the reports and videos went and PSNR next to the copy baseline."""
@@ -28,8 +37,7 @@ def main(cfg: DictConfig) -> None:
         print(f"wrote {run.folder}/ ({', '.join(sorted(p.name for p in run.folder.iterdir()))})")
         line = f"  report: {run.report}"
         if "psnr_model" in run.metrics:
-            line += (f"  PSNR model {run.metrics['psnr_model']:.2f} dB, "
-                     f"copy-last-frame {run.metrics['psnr_copy_last_frame']:.2f} dB")
+            line += f"  PSNR {psnr_line(run.metrics)}"
         print(line)
         if (motion := motion_line(run.metrics)) is not None:
             print(f"  motion seen in CAM_FRONT: {motion}")
@@ -39,7 +47,7 @@ def main(cfg: DictConfig) -> None:
                         p.get("warp_condition", False)))
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
-              f"model {m['psnr_model']:.2f} dB, copy-last-frame baseline {m['psnr_copy_last_frame']:.2f} dB")
+              f"{psnr_line(m)}")
     print(f"metrics: {result.run_dir / 'metrics.json'}")
 
 

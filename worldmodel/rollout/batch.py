@@ -21,6 +21,7 @@ from worldmodel.rollout.latents_file import StreamingSafetensors
 from worldmodel.rollout.motion import motion_metrics
 from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
+from worldmodel.rollout.warp_baseline import warp_baseline_psnr
 from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
 from worldmodel.viz import from_uint8, to_uint8
 from worldmodel.viz.report import write_rollout_report
@@ -41,7 +42,8 @@ class RunOutcome:
         return self.folder / "report.html"
 
 
-def _metrics(files: RunFiles, seconds: float, batch: int, predicted: int) -> dict[str, Any]:
+def _metrics(files: RunFiles, seconds: float, batch: int, predicted: int,
+             psnr_warp: list[float] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds_generate_batch": round(seconds, 3),
                            "seconds_per_generated_frame": round(seconds / max(1, batch * predicted), 4)}
     if files.psnr_model:
@@ -49,6 +51,9 @@ def _metrics(files: RunFiles, seconds: float, batch: int, predicted: int) -> dic
                    psnr_copy_last_frame=float(np.mean(files.psnr_copy_last_frame)),
                    psnr_model_per_frame=np.round(files.psnr_model, 3).tolist(),
                    psnr_copy_last_frame_per_frame=np.round(files.psnr_copy_last_frame, 3).tolist())
+        if psnr_warp is not None:
+            out.update(psnr_warp_last_frame=float(np.mean(psnr_warp)),
+                       psnr_warp_last_frame_per_frame=np.round(psnr_warp, 3).tolist())
     return out
 
 
@@ -138,17 +143,19 @@ class BatchRunner:
             if failed:
                 for w in writers:
                     w.close(failed=True)
-        return [self._finish(job, folder, files, seconds, len(jobs), base_manifest)
-                for job, folder, files in zip(jobs, folders, outcomes)]
+        # After the timing: the baseline's warps are not the model's cost.
+        warp_scores = warp_baseline_psnr(self.loaded.codec, s, jobs, reference, device) or [None] * len(jobs)
+        return [self._finish(job, folder, files, seconds, len(jobs), base_manifest, warp)
+                for job, folder, files, warp in zip(jobs, folders, outcomes, warp_scores)]
 
     def _finish(self, job: RolloutJob, folder: Path, files: RunFiles, seconds: float, batch: int,
-                base_manifest: dict[str, Any]) -> RunOutcome:
+                base_manifest: dict[str, Any], psnr_warp: list[float] | None = None) -> RunOutcome:
         s = self.schedule
         horizon_s = (job.num_frames - 1) / job.fps
         starts_s = [start / job.fps for start in s.starts if start < job.num_frames]
         plot = plot_plan(folder / "action_plan.png", job.ego, starts_s, horizon_s, job.plan[: len(starts_s)],
                          title=f"{job.name}: ego plan per chunk")
-        metrics = _metrics(files, seconds, batch, job.num_frames - s.first_reference)
+        metrics = _metrics(files, seconds, batch, job.num_frames - s.first_reference, psnr_warp)
         if job.front is not None:  # its writer kept the front camera's frames
             commanded = None if job.ego is None else job.ego.poses[: job.num_frames]
             metrics.update(motion_metrics(files.front_generated, files.front_truth, job.front, job.fps, commanded))

@@ -33,7 +33,8 @@ from worldmodel.rollout.sources import scenario_job
 
 @dataclass
 class RolloutResult:
-    """What a rollout wrote, and its PSNR against the truth next to the copy-last-frame baseline."""
+    """What a rollout wrote, and its PSNR against the truth next to the copy-last-frame baseline (and the
+    warp-last-frame one where every run can be warped)."""
 
     run_dir: Path
     videos: list[Path]
@@ -132,7 +133,10 @@ def _summary(outcomes: Sequence[RunOutcome], protocol: dict[str, Any]) -> dict[s
     out: dict[str, Any] = {"protocol": protocol, "runs": {o.job.name: o.metrics for o in outcomes}}
     if with_truth:
         length = min(len(m["psnr_model_per_frame"]) for m in with_truth)
-        for key in ("psnr_model", "psnr_copy_last_frame"):
+        keys = ["psnr_model", "psnr_copy_last_frame"]
+        if all("psnr_warp_last_frame" in m for m in with_truth):
+            keys.append("psnr_warp_last_frame")
+        for key in keys:
             curves = np.array([m[f"{key}_per_frame"][:length] for m in with_truth])
             out[key] = float(curves.mean())
             out[f"{key}_per_frame"] = curves.mean(axis=0).round(3).tolist()
