@@ -139,6 +139,8 @@ def test_shards_merge_into_the_single_run_numbers(tiny_eval_export, tmp_path) ->
     assert first.report is None and not (tmp_path / "sharded" / "metrics.json").exists()
     merged = evaluate(_cfg(tiny_eval_export, tmp_path / "sharded", *overrides, "shard.index=0", "shard.count=2"))
     assert merged.report is not None
-    for key in ("fid", "fid_copy_last_frame", "psnr", "psnr_copy_last_frame"):
-        assert merged.metrics[key] == pytest.approx(single[key], rel=1e-6), key
+    # Inception runs on other batches in the shards; float32 convolutions then differ in the last bits, which
+    # FID's difference of large traces lifts to a few parts per million (2e-6 seen on an AMD EPYC VM).
+    for key, rel in (("fid", 1e-5), ("fid_copy_last_frame", 1e-5), ("psnr", 1e-6), ("psnr_copy_last_frame", 1e-6)):
+        assert merged.metrics[key] == pytest.approx(single[key], rel=rel), key
     assert merged.metrics["fid_real_vs_real_samples"] == single["fid_real_vs_real_samples"]
