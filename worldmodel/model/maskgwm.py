@@ -83,6 +83,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         prediction: str = "velocity",
         sigma_data: float = 0.5,
         warp_condition: bool = False,
+        warp_residual: bool = False,
     ):
         super().__init__()
         # Hydra hands over a ListConfig; store plain ints so the config saves as JSON.
@@ -103,6 +104,10 @@ class MaskGWM(ModelMixin, ConfigMixin):
                              f"got {sigma_data}")
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
+        if warp_residual and not (warp_condition and prediction == "sample"):
+            raise ValueError("warp_residual adds each frame's warp to the clean-frame output: it needs "
+                             f"warp_condition=true and prediction=sample, got warp_condition={warp_condition} and "
+                             f"prediction={prediction!r}")
         if mr_decoder_layers is None:
             mr_decoder_layers = max(1, round(num_layers * 5 / 24))  # the paper's 5 of 24, scaled
         if mask_reconstruction:
@@ -229,7 +234,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         warp: torch.Tensor | None = None,
         warp_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Velocity (eps - z0) of every frame.
+        """Every frame's output: the velocity eps - z0, or the clean frame, as `prediction` says.
 
         latents (B, T, V, C, H, W), tau (B, T) in [0, 1], actions (B, 19), action_valid (B, 5) bool,
         encoder_hidden_states (B, N, joint_dim), pooled_projections (B, pooled_dim), is_reference (B, T)
@@ -241,7 +246,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         warp (B, T, V, C, H, W) and warp_valid (B, T) bool, only for a model built with `warp_condition`: each
         frame's first guess in latent space (the last reference frame re-rendered at that frame's commanded pose,
         `worldmodel.rollout.warp_start`); frames where warp_valid is False, and every frame when warp is None,
-        get no warp.
+        get no warp. With `warp_residual`, the warp of those frames is also added to their output (`add_warp`).
         """
         b, t, v, _, h, w = latents.shape
         p = self.config.patch_size
@@ -274,8 +279,23 @@ class MaskGWM(ModelMixin, ConfigMixin):
                                        self.num_encoder_layers, len(self.transformer_blocks))
 
         x = self.proj_out(self.norm_out(x, temb))  # ((B T V), N, p*p*C)
-        return rearrange(x, "(b t v) (h w) (p q c) -> b t v c (h p) (w q)",
-                         b=b, t=t, v=v, h=grid[0], w=grid[1], p=p, q=p)
+        out = rearrange(x, "(b t v) (h w) (p q c) -> b t v c (h p) (w q)",
+                        b=b, t=t, v=v, h=grid[0], w=grid[1], p=p, q=p)
+        if self.config.warp_residual and warp is not None:
+            out = self.add_warp(out, warp, warp_valid)
+        return out
+
+    @staticmethod
+    def add_warp(out: torch.Tensor, warp: torch.Tensor, warp_valid: torch.Tensor) -> torch.Tensor:
+        """Clean-frame outputs (B, T, V, C, H, W) plus the warp (same shape) of frames where warp_valid (B, T).
+
+        `warp_residual`: the network then draws only what the warp gets wrong. A small network copies fine detail
+        poorly and passes the noise of nearly clean inputs through (the grain of BENCHMARKS.md, "Where the warp
+        start's grain comes from"); with the warp as the base of its answer, detail the warp carries needs no
+        copying, and where the warp is right the best answer is a zero residual, whatever the noise.
+        """
+        keep = warp_valid.bool()[(...,) + (None,) * 4]  # (B, T, 1, 1, 1, 1)
+        return out + torch.where(keep, warp.to(out.dtype), torch.zeros((), dtype=out.dtype, device=out.device))
 
     def embed_spatial(self, latents: torch.Tensor, tau: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
                       pooled_projections: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
