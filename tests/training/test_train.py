@@ -102,3 +102,20 @@ def test_ckpt_path_last_without_checkpoint_says_so(tmp_path: Path) -> None:
     cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "ckpt_path=last"])
     with pytest.raises(FileNotFoundError, match="last.ckpt"):
         train(cfg)
+
+
+def test_a_time_budget_stops_the_run_with_its_checkpoint_and_export_of_the_last_step(tmp_path: Path) -> None:
+    """`trainer.max_time` (make demo's budget): the run stops after its first step past the budget, and the export
+    and last.ckpt both hold that step, also when it falls between two checkpoint steps."""
+    overrides = [o for o in TINY_RUN if not o.startswith("trainer.max_steps")]
+    cfg = compose_config("train", [*overrides, "trainer.max_steps=1000", "trainer.max_time=00:00:00:01",
+                                   "callbacks.checkpoint.every_n_train_steps=1000", f"run_dir={tmp_path}"])
+    result = train(cfg)
+    assert result.time_limited_at_step is not None and 1 <= result.time_limited_at_step < 1000
+    assert result.global_step == result.time_limited_at_step
+    assert load_world_model(result.export_dir).step == result.time_limited_at_step
+    assert load_world_model(result.last_checkpoint).step == result.time_limited_at_step
+    # A run that reaches max_steps inside its budget is not reported as cut short.
+    cfg = compose_config("train", [*TINY_RUN, "trainer.max_time=00:01:00:00", f"run_dir={tmp_path / 'full'}"])
+    full = train(cfg)
+    assert full.time_limited_at_step is None and full.global_step == 2

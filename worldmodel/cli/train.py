@@ -14,6 +14,10 @@ def main(cfg: DictConfig) -> None:
     """Train; every `key=value` on the command line overrides the composed config."""
     OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
     result = train(cfg)
+    if result.time_limited_at_step is not None:
+        print(f"stopped by trainer.max_time={cfg.trainer.max_time} at step {result.time_limited_at_step} of "
+              f"trainer.max_steps={cfg.trainer.max_steps} (this machine is slower than the budget assumes; "
+              f"resume below to train on)")
     print(f"run folder:   {result.run_dir}")
     print(f"export:       {result.export_dir}  (pass to worldmodel-rollout checkpoint=...)")
     if result.last_checkpoint:

@@ -28,6 +28,9 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     # The global step at which a preemption signal stopped the run (None: it ran to its end).
     preempted_at_step: int | None = None
+    # The last optimiser step, and the step at which trainer.max_time stopped the run (None: it did not).
+    global_step: int = 0
+    time_limited_at_step: int | None = None
 
 
 def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -100,7 +103,14 @@ def train(cfg: DictConfig) -> TrainResult:
 
     last = run_dir / "checkpoints" / "last.ckpt"
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    preempted = [c.stopped_at_step for c in callbacks if isinstance(c, PreemptionCheckpoint)]
+    preempted = next((c.stopped_at_step for c in callbacks if isinstance(c, PreemptionCheckpoint)
+                      and c.stopped_at_step is not None), None)
+    step = int(trainer.global_step)
+    timed_out = cfg.trainer.get("max_time") is not None and preempted is None and 0 <= step < cfg.trainer.max_steps
+    if timed_out:
+        # The budget fell between two checkpoint steps: last.ckpt must hold the weights that were exported.
+        trainer.save_checkpoint(last)
     return TrainResult(run_dir=run_dir, export_dir=run_dir / "export",
                        last_checkpoint=last if last.is_file() else None, metrics=metrics,
-                       preempted_at_step=next((s for s in preempted if s is not None), None))
+                       preempted_at_step=preempted, global_step=step,
+                       time_limited_at_step=step if timed_out else None)
