@@ -119,3 +119,12 @@ def test_a_time_budget_stops_the_run_with_its_checkpoint_and_export_of_the_last_
     cfg = compose_config("train", [*TINY_RUN, "trainer.max_time=00:01:00:00", f"run_dir={tmp_path / 'full'}"])
     full = train(cfg)
     assert full.time_limited_at_step is None and full.global_step == 2
+
+
+def test_last_checkpoint_holds_the_final_step_between_checkpoint_steps(tmp_path: Path) -> None:
+    overrides = [o for o in TINY_RUN if not o.startswith("trainer.max_steps")]
+    cfg = compose_config("train", [*overrides, "trainer.max_steps=3", "callbacks.checkpoint.every_n_train_steps=2",
+                                   f"run_dir={tmp_path}"])
+    result = train(cfg)
+    assert load_world_model(result.last_checkpoint).step == load_world_model(result.export_dir).step == 3
+    assert (tmp_path / "checkpoints" / "step0000002.ckpt").is_file()  # the periodic checkpoints stay as they were

@@ -10,7 +10,8 @@ import torch
 from worldmodel.checkpoint import LoadedWorldModel
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.eval.ego_motion import pixel_offset_of
-from worldmodel.rollout.batch import decoded_chunks, encode_references
+from worldmodel.rollout.batch import encode_references
+from worldmodel.rollout.decode import decoded_chunks
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import calibration_of, plan_from_meta
 from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
@@ -52,5 +53,5 @@ def generate_batch(loaded: LoadedWorldModel, engine: RolloutEngine, clips: Seque
     s = engine.schedule
     reference = encode_references(loaded, [np.asarray(c["frames"])[: s.first_reference] for c in clips], device)
     engine.start = start
-    chunks = decoded_chunks(loaded, engine, reference, plans, seeds, num_frames, device)
+    chunks = decoded_chunks(loaded.codec, engine, reference, plans, seeds, num_frames, device)
     return np.concatenate([decoded for _, decoded in chunks], axis=1)

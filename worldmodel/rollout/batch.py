@@ -14,7 +14,7 @@ import torch
 from worldmodel.checkpoint import LoadedWorldModel
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.files import atomic_write_json
-from worldmodel.rollout.actions import stack_plans
+from worldmodel.rollout.decode import decoded_chunks
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import RolloutJob
 from worldmodel.rollout.latents_file import StreamingSafetensors
@@ -23,7 +23,7 @@ from worldmodel.rollout.plan_plot import chunk_summary, plot_plan
 from worldmodel.rollout.sinks import RunFiles, RunWriter
 from worldmodel.rollout.warp_baseline import warp_baseline_psnr
 from worldmodel.rollout.warp_start import WarpStart, checked_warp_start
-from worldmodel.viz import from_uint8, to_uint8
+from worldmodel.viz import from_uint8
 from worldmodel.viz.report import write_rollout_report
 
 
@@ -69,25 +69,6 @@ def encode_references(loaded: LoadedWorldModel, references: Sequence[np.ndarray]
     return loaded.codec.encode_video(from_uint8(np.stack(references)).to(device))
 
 
-def decoded_chunks(loaded: LoadedWorldModel, engine: RolloutEngine, reference: torch.Tensor,
-                   plans: Sequence[list], seeds: Sequence[int], num_frames: int,
-                   device: torch.device, progress: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-    """Roll a batch out and yield each chunk's new latents (B, n, V, C, h, w) with their frames uint8 (B, n, V, H, W, 3).
-
-    One noise generator per video (seeded by `seeds`), so a video does not depend on its batch mates;
-    the video is cut at `num_frames` and no chunk past it is sampled.
-    """
-    plan = [(v.to(device), m.to(device)) for v, m in stack_plans(list(plans))]
-    generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
-    written = 0
-    for chunk in engine.stream(reference, plan, generators, progress=progress):
-        chunk = chunk[:, : num_frames - written]  # the last chunk may reach past the horizon
-        if chunk.shape[1] == 0:
-            break
-        yield chunk, to_uint8(loaded.codec.decode_video(chunk.to(device)).float())
-        written += chunk.shape[1]
-
-
 def warp_start_for(loaded: LoadedWorldModel, jobs: Sequence[RolloutJob], tau: float | None) -> WarpStart | None:
     """The warp of a batch (None when neither `tau` nor a warp-conditioned model asks for it); with `tau`, a job it
     cannot warp is named in a WarpStartError."""
@@ -130,7 +111,7 @@ class BatchRunner:
             with contextlib.ExitStack() as stack:
                 for lf in latent_files:
                     stack.enter_context(lf)
-                for chunk, frames in decoded_chunks(self.loaded, self.engine, reference, [j.plan for j in jobs],
+                for chunk, frames in decoded_chunks(self.loaded.codec, self.engine, reference, [j.plan for j in jobs],
                                                     [j.seed for j in jobs], num_frames, device, self.progress):
                     for b, (writer, lf) in enumerate(zip(writers, latent_files)):
                         lf.append(chunk[b])

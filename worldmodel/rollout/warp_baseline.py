@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from worldmodel.eval.psnr import psnr
+from worldmodel.rollout.decode import decoded_chunks
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import RolloutJob
 from worldmodel.rollout.warp_start import WarpStart
-from worldmodel.viz import to_uint8
 
 
 class WarpOnlySampler:
@@ -50,17 +50,12 @@ def warp_baseline_psnr(codec, schedule: ChunkSchedule, jobs: Sequence[RolloutJob
         return None
     start = WarpStart(codec, [j.calibration for j in jobs], jobs[0].fps, tau=1.0)
     engine = RolloutEngine(None, WarpOnlySampler(), schedule, start=start)
-    plan = [(torch.cat([j.plan[i][0] for j in jobs]).to(device), torch.cat([j.plan[i][1] for j in jobs]).to(device))
-            for i in range(schedule.num_chunks)]
-    num_frames, k = jobs[0].num_frames, schedule.first_reference
     truths = [j.truth() for j in jobs]
     scores: list[list[float]] = [[] for _ in jobs]
-    index = 0
-    for chunk in engine.stream(reference, plan):
-        chunk = chunk[:, : num_frames - index]  # the last chunk may reach past the horizon
-        if chunk.shape[1] == 0:
-            break
-        frames = to_uint8(codec.decode_video(chunk.to(device)).float())  # (B, n, V, H, W, 3), as the rollout's
+    index, k = 0, schedule.first_reference
+    seeds = [0] * len(jobs)  # the warp draws no noise
+    for chunk, frames in decoded_chunks(codec, engine, reference, [j.plan for j in jobs], seeds, jobs[0].num_frames,
+                                        device):  # frames (B, n, V, H, W, 3), decoded as the rollout's
         for t in range(chunk.shape[1]):
             for b, truth in enumerate(truths):
                 true_frame = next(truth)

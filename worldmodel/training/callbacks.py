@@ -1,4 +1,4 @@
-"""Training callbacks: export a `save_pretrained` folder, and write sample videos as training runs."""
+"""Training callbacks: checkpoints, export a `save_pretrained` folder, and write sample videos as training runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
@@ -14,6 +15,7 @@ from worldmodel.checkpoint import model_from_training_state, save_export
 from worldmodel.data.actions import pack_actions
 from worldmodel.data.collate import ClipCollator
 from worldmodel.diffusion.prediction import takes_warp
+from worldmodel.training.preemption import PreemptionCheckpoint
 from worldmodel.viz import contact_sheet, save_png, side_by_side, to_uint8, write_video
 
 
@@ -37,6 +39,24 @@ class _EveryNSteps(pl.Callback):
 
     def fire(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         raise NotImplementedError
+
+
+class LastStepCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose `last.ckpt` also holds the final step when a run ends between two
+    checkpoint steps (max_steps not a multiple of every_n_train_steps, or trainer.max_time), as the export does.
+
+    Lightning writes last.ckpt at train end only when it never wrote one. A preempted run is left alone: its
+    PreemptionCheckpoint has just written last.ckpt at that step.
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        preempted = any(isinstance(c, PreemptionCheckpoint) and c.stopped_at_step is not None
+                        for c in trainer.callbacks)
+        if self.save_last and not trainer.fast_dev_run and not preempted \
+                and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            return
+        super().on_train_end(trainer, pl_module)
 
 
 class ExportPretrained(_EveryNSteps):

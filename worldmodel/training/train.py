@@ -106,10 +106,7 @@ def train(cfg: DictConfig) -> TrainResult:
     preempted = next((c.stopped_at_step for c in callbacks if isinstance(c, PreemptionCheckpoint)
                       and c.stopped_at_step is not None), None)
     step = int(trainer.global_step)
-    timed_out = cfg.trainer.get("max_time") is not None and preempted is None and 0 <= step < cfg.trainer.max_steps
-    if timed_out:
-        # The budget fell between two checkpoint steps: last.ckpt must hold the weights that were exported.
-        trainer.save_checkpoint(last)
+    timed_out = cfg.trainer.get("max_time") is not None and preempted is None and step < cfg.trainer.max_steps
     return TrainResult(run_dir=run_dir, export_dir=run_dir / "export",
                        last_checkpoint=last if last.is_file() else None, metrics=metrics,
                        preempted_at_step=preempted, global_step=step,
