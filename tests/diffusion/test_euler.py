@@ -261,6 +261,21 @@ def test_start_begins_at_start_tau_from_the_noised_guess_and_skips_the_steps_abo
     assert [float(t[0]) for t in recorder.taus] == pytest.approx([0.4, 0.2])
 
 
+def test_evaluations_count_the_model_calls_of_a_sample():
+    reference, noise = torch.randn(1, 1, 1, 3, 4, 4), torch.randn(1, 2, 1, 3, 4, 4)
+    for steps, shift, start_tau in ((5, 1.0, 0.5), (5, 1.0, 0.4), (10, 1.0, 0.2), (10, 3.0, 0.2), (7, 3.0, 1.0),
+                                    (30, 1.0, 0.2), (4, 1.0, 0.01)):
+        sampler = FlowEulerSampler(num_steps=steps, cfg_scale=1.0, shift=shift)
+        recorder = InputRecorder()
+        sampler.sample(recorder, reference, 3, noise=noise, start=torch.randn_like(noise), start_tau=start_tau)
+        assert sampler.evaluations(start_tau) == len(recorder.taus), (steps, shift, start_tau)
+    # The demo's former setting: a 10-step schedule from tau 0.2 denoises each chunk in 2 calls, not 10.
+    assert FlowEulerSampler(num_steps=10).evaluations(0.2) == 2
+    assert FlowEulerSampler(num_steps=30).evaluations(0.2) == 6
+    with pytest.raises(ValueError, match="start_tau"):
+        FlowEulerSampler().evaluations(0.0)
+
+
 def test_start_at_tau_one_is_the_plain_sampler():
     model = StraightLineOracle(torch.randn(1, 3, 1, 3, 4, 4))
     reference, noise = torch.randn(1, 1, 1, 3, 4, 4), torch.randn(1, 2, 1, 3, 4, 4)

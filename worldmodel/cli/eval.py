@@ -45,7 +45,8 @@ def main(cfg: DictConfig) -> None:
     print(f"protocol {m['protocol']['name']}: {resolved['videos']} videos, {resolved['predicted_frames']} predicted "
           f"frames each at {resolved['fps']:g} Hz")
     print(sampling_line(resolved.get("warp_start"), resolved["sampler_steps"], resolved["cfg_scale"],
-                        resolved["sampler_churn"], resolved.get("warp_condition", False)))
+                        resolved["sampler_churn"], resolved.get("warp_condition", False),
+                        resolved.get("sampler_evaluations")))
     for name, unit in (("fid", ""), ("fvd", ""), ("psnr", " dB"), ("ssim", "")):
         line = _line(m, name, unit)
         if line:

@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> None:
     m = result.metrics
     p = m["protocol"]
     print(sampling_line(p["warp_start"], p["sampler_steps"], p["cfg_scale"], p["sampler_churn"],
-                        p.get("warp_condition", False)))
+                        p.get("warp_condition", False), p.get("sampler_evaluations")))
     if "psnr_model" in m:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
               f"{psnr_line(m)}")

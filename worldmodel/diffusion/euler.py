@@ -82,6 +82,18 @@ class FlowEulerSampler:
         tau = torch.linspace(1.0, 0.0, self.num_steps + 1, device=device, dtype=torch.float64)
         return (self.shift * tau / (1 + (self.shift - 1) * tau)).float()
 
+    def evaluations(self, start_tau: float = 1.0) -> int:
+        """Model evaluations one `sample` call runs from `start_tau`: the start itself plus the schedule's
+        steps strictly between 0 and start_tau. A warp start skips the steps above it, so a 10-step schedule
+        from tau 0.2 runs only 2 (the denoising budget a warp start really gets; guidance doubles the batch,
+        not this count)."""
+        if not 0.0 < start_tau <= 1.0:
+            raise ValueError(f"start_tau must be in (0, 1] (1: from pure noise), got {start_tau}")
+        if start_tau >= 1.0:
+            return self.num_steps
+        taus = self.schedule()
+        return 1 + int(((taus > 0) & (taus < start_tau)).sum())
+
     @torch.no_grad()
     def sample(self, model: nn.Module, reference: torch.Tensor, num_frames: int,
                actions: torch.Tensor | None = None, action_valid: torch.Tensor | None = None,

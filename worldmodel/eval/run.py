@@ -83,6 +83,7 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "chunk_frames": schedule.chunk_frames, "carry_frames": schedule.carry_frames, "chunks": schedule.num_chunks,
             "segments": [{"label": label, "first_frame": a, "end_frame": b} for label, a, b in seg],
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
+            "sampler_evaluations": sampler.evaluations(1.0 if warp_start is None else warp_start),
             "warp_start": warp_start, "warp_condition": takes_warp(loaded.model),
             "precision": str(precision or "float32"),
             "noise_seed_of_video_i": f"{protocol.seed} + i",

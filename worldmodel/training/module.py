@@ -11,9 +11,11 @@ from torch import nn
 from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
+from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
+from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
 from worldmodel.training.self_forcing import SelfForcing, self_forced_clips
@@ -33,7 +35,7 @@ class WorldModelModule(pl.LightningModule):
                  sampler: FlowEulerSampler, lr: float = 5e-5, betas: tuple[float, float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 1000, ema_decay: float | None = 0.999,
                  run_config: dict[str, Any] | None = None, faults: FaultPolicy | None = None,
-                 self_forcing: SelfForcing | None = None) -> None:
+                 self_forcing: SelfForcing | None = None, reference_degrade: ReferenceDegrade | None = None) -> None:
         super().__init__()
         self.model = model
         self.codec = codec.requires_grad_(False).eval()
@@ -45,6 +47,7 @@ class WorldModelModule(pl.LightningModule):
         self.run_config = run_config or {}
         self.faults = faults or FaultPolicy()
         self.self_forcing = self_forcing or SelfForcing()
+        self.reference_degrade = reference_degrade or ReferenceDegrade()
         self.bad_samples = BadSampleCounter(self.faults)
         self.skipped_steps = 0
         self._skipping = False  # the running step's loss was non-finite and is skipped
@@ -66,16 +69,24 @@ class WorldModelModule(pl.LightningModule):
         return self.encode(batch["frames"])
 
     def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None,
-              start_from_prior: bool = True):
+              start_from_prior: bool = True, degrade_generator: Generators = None, degrade: bool = False):
         latents = self.batch_latents(batch)
+        degraded = None
+        if degrade and self.reference_degrade.enabled:
+            # Before the warp prior, so that the warp is made from the degraded last reference frame.
+            latents, degraded = self.reference_degrade(self.codec, latents, batch["num_reference"],
+                                                        degrade_generator)
         values, valid = pack_actions(batch["actions"])
         # Validation of a model that only starts from the prior (not conditioned on it) has no use for the warp.
         needed = start_from_prior or takes_warp(model)
         prior, has_prior = self.warp_prior(latents, batch) if needed else (None, None)
-        return self.objective.training_loss(
+        loss, logs = self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
             valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior,
             start_from_prior=start_from_prior)
+        if degraded is not None:
+            logs["reference_degraded"] = degraded.float().mean()
+        return loss, logs
 
     @property
     def uses_warp(self) -> bool:
@@ -118,7 +129,10 @@ class WorldModelModule(pl.LightningModule):
             batch = self.self_forced(batch)
         if self.self_forcing.probability > 0:
             self.log("train/self_forced", float(batch.get("self_forced", False)), batch_size=batch_size)
-        loss, logs = self._loss(self.model, batch, generator=generators)
+        degrade_generators = (sample_generators(batch["sample_key"], self.device, stream=4)
+                              if "sample_key" in batch and self.reference_degrade.enabled else None)
+        loss, logs = self._loss(self.model, batch, generator=generators, degrade_generator=degrade_generators,
+                                degrade=True)
         if failures:
             self.log("train/bad_samples", float(self.bad_samples.failed), batch_size=batch_size)
         self._skipping = not self._all_finite(loss)

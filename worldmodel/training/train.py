@@ -14,6 +14,7 @@ from worldmodel.training.checkpoint_io import newest_good_checkpoint
 from worldmodel.training.faults import FaultPolicy, oom_advice
 from worldmodel.training.module import WorldModelModule
 from worldmodel.training.preemption import PreemptionCheckpoint
+from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.self_forcing import SelfForcing
 from worldmodel.training.trainable import select_trainable
 
@@ -70,7 +71,8 @@ def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModul
         sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
         ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config,
         faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)),
-        self_forcing=SelfForcing(**OmegaConf.to_container(cfg.self_forcing)))
+        self_forcing=SelfForcing(**OmegaConf.to_container(cfg.self_forcing)),
+        reference_degrade=ReferenceDegrade(**OmegaConf.to_container(cfg.reference_degrade)))
 
 
 def train(cfg: DictConfig) -> TrainResult:
