@@ -82,17 +82,21 @@ class FlowEulerSampler:
         tau = torch.linspace(1.0, 0.0, self.num_steps + 1, device=device, dtype=torch.float64)
         return (self.shift * tau / (1 + (self.shift - 1) * tau)).float()
 
-    def evaluations(self, start_tau: float = 1.0) -> int:
-        """Model evaluations one `sample` call runs from `start_tau`: the start itself plus the schedule's
-        steps strictly between 0 and start_tau. A warp start skips the steps above it, so a 10-step schedule
-        from tau 0.2 runs only 2 (the denoising budget a warp start really gets; guidance doubles the batch,
-        not this count)."""
+    def visited(self, start_tau: float = 1.0, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The diffusion times a `sample` call from `start_tau` steps through, ending at 0: the whole schedule
+        from 1, else start_tau followed by the schedule's times below it (the steps above are skipped)."""
         if not 0.0 < start_tau <= 1.0:
             raise ValueError(f"start_tau must be in (0, 1] (1: from pure noise), got {start_tau}")
+        taus = self.schedule(device)
         if start_tau >= 1.0:
-            return self.num_steps
-        taus = self.schedule()
-        return 1 + int(((taus > 0) & (taus < start_tau)).sum())
+            return taus
+        return torch.cat([taus.new_tensor([start_tau]), taus[taus < start_tau]])
+
+    def evaluations(self, start_tau: float = 1.0) -> int:
+        """Model evaluations one `sample` call runs from `start_tau`. A warp start skips the schedule's steps
+        above it, so a 10-step schedule from tau 0.2 runs only 2 (the denoising budget a warp start really
+        gets; guidance doubles the batch, not this count)."""
+        return len(self.visited(start_tau)) - 1
 
     @torch.no_grad()
     def sample(self, model: nn.Module, reference: torch.Tensor, num_frames: int,
@@ -148,9 +152,8 @@ class FlowEulerSampler:
             level = torch.full((b, k), self.reference_noise, device=device)  # (B, K): the training path's noise
             reference = RectifiedFlow.add_noise(reference, ref_noise, level)
         z = noise  # (B, T - K, V, C, H, W)
-        taus = self.schedule(device)
+        taus = self.visited(start_tau if start is not None else 1.0, device)
         if start is not None and start_tau < 1.0:
-            taus = torch.cat([taus.new_tensor([start_tau]), taus[taus < start_tau]])
             z = RectifiedFlow.add_noise(start.to(dtype), noise, torch.full((b, num_new), start_tau, device=device))
         for i in tqdm(range(len(taus) - 1), disable=not progress, desc="sampling"):
             tau, tau_next = taus[i], taus[i + 1]

@@ -157,9 +157,10 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     warp_start_for(loaded, [job for _, job in jobs], warp_start)  # fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     precision = autocast_dtype(cfg.precision, device)
+    evaluations = sampler.evaluations(1.0 if warp_start is None else warp_start)  # per chunk
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
             "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
-            "sampler_evaluations": sampler.evaluations(1.0 if warp_start is None else warp_start),
+            "sampler_evaluations": evaluations,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
             "sampler_reference_noise": sampler.reference_noise, "warp_start": warp_start,
             "warp_condition": takes_warp(loaded.model), "config": OmegaConf.to_container(cfg, resolve=True)}
@@ -183,7 +184,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
                 "chunk_frames": schedule0.chunk_frames, "frames": outcomes[0].job.num_frames,
                 "predicted_frames": outcomes[0].job.num_frames - schedule0.first_reference,
                 "chunks": schedule0.num_chunks, "fps": rig.fps, "sampler_steps": sampler.num_steps,
-                "sampler_evaluations": sampler.evaluations(1.0 if warp_start is None else warp_start),
+                "sampler_evaluations": evaluations,
                 "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn, "warp_start": warp_start,
                 "warp_condition": takes_warp(loaded.model), "checkpoint_step": loaded.step}
     metrics = _summary(outcomes, protocol)
