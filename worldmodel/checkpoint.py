@@ -14,17 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
-from worldmodel.files import atomic_write_json
+from worldmodel.errors import UserInputError
+from worldmodel.files import FileWriteError, atomic_write_json
+from worldmodel.safe_build import build_stored_config, check_stored_config
 
 EXPORT_MARKER = "worldmodel.json"
 EXPORT_FORMAT = "worldmodel-export"
 EXPORT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+# The network's class in an export's model/config.json, and the weight files `save_pretrained` writes there.
+MODEL_CLASS = "MaskGWM"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+WEIGHTS_INDEX = "diffusion_pytorch_model.safetensors.index.json"
+_REEXPORT = "re-export: copy the export again, or load the run's .ckpt (<run_dir>/checkpoints/last.ckpt)"
+
+
+class CheckpointError(UserInputError, ValueError):
     """A checkpoint path that is missing, damaged, or not a worldmodel checkpoint."""
 
 
@@ -57,6 +65,9 @@ def save_export(dirpath: str | Path, model: nn.Module, run_config: dict[str, Any
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, final)
+    except (OSError, RuntimeError) as err:  # a full disk or a read-only folder: name the export being written
+        shutil.rmtree(staging, ignore_errors=True)
+        raise FileWriteError(final, err) from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -94,14 +105,62 @@ def _read_lightning(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _build(config: dict[str, Any], section: str, source: Path) -> Any:
-    if section not in config:
-        raise CheckpointError(f"{source}: its run config has no '{section}' section")
-    node = dict(config[section])
+def _check_export_model(model_dir: Path) -> None:
+    """Refuse, in one line, a model/ of another class or with damaged weights before diffusers reads it (its own
+    errors are tracebacks dozens of lines long, or it loads a foreign class with a warning)."""
+    import json
+
+    from safetensors import safe_open
+
+    config_file = model_dir / "config.json"
+    try:
+        found = json.loads(config_file.read_text()).get("_class_name")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise CheckpointError(f"cannot read {config_file} ({type(err).__name__}: {err}); the export is damaged, "
+                              f"{_REEXPORT}") from None
+    if found != MODEL_CLASS:
+        raise CheckpointError(f"{config_file} has _class_name {found!r}, not {MODEL_CLASS!r}: this folder holds "
+                              f"another model, not a worldmodel network; pass an export written by worldmodel-train "
+                              f"(<run_dir>/export)")
+    index = model_dir / WEIGHTS_INDEX
+    try:
+        # Large models are saved in shards listed by an index; small ones in one file.
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [WEIGHTS_FILE]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"cannot read {index} ({type(err).__name__}: {err}); the export is damaged, "
+                              f"{_REEXPORT}") from None
+    for name in files:
+        weights = model_dir / name
+        try:
+            # safe_open parses the header and checks that the tensors it lists fill the file exactly, so a
+            # truncated copy fails here without reading the weights.
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as err:  # a missing file and a bad header raise different types  # noqa: BLE001
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{weights} is missing or damaged ({reason}); {_REEXPORT}") from None
+
+
+def _stored_section(config: dict[str, Any], section: str, source: Path) -> dict[str, Any]:
+    node = config.get(section) if isinstance(config, dict) else None
+    if not isinstance(node, dict) or "_target_" not in node:
+        raise CheckpointError(f"{source}: its run config has no '{section}' section naming a class (_target_)")
+    node = dict(node)
     if "pretrained_sd3" in node:
         # Trained weights are loaded next; the SD3 folder the run started from need not exist here.
         node["pretrained_sd3"] = None
-    return instantiate(node)
+    return node
+
+
+def _check_sections(config: dict[str, Any], sections: tuple[str, ...], source: Path) -> None:
+    """Every section that will be built passes the allow-list before the first is built or any weight is read."""
+    for section in sections:
+        check_stored_config(_stored_section(config, section, source), section, source)
+
+
+def _build(config: dict[str, Any], section: str, source: Path) -> Any:
+    # A stranger's export or .ckpt names these classes: only worldmodel's own are built (worldmodel/safe_build.py).
+    return build_stored_config(_stored_section(config, section, source), section, source)
 
 
 def model_from_training_state(config: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
@@ -132,12 +191,15 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> Lo
             f"(<run_dir>/checkpoints/last.ckpt)")
     if source.is_dir():
         info, model_dir = _read_export(source)
-        config, step = info["config"], int(info.get("step", 0))
+        config, step = info.get("config"), int(info.get("step", 0))
+        _check_sections(config, ("codec", "sampler"), source)
+        _check_export_model(model_dir)
         # accelerate is not a dependency; saying so keeps diffusers from warning about it on every load.
         model = MaskGWM.from_pretrained(model_dir, low_cpu_mem_usage=False)
     else:
         checkpoint = _read_lightning(source)
-        config, step = checkpoint["worldmodel"]["config"], int(checkpoint.get("global_step", 0))
+        config, step = checkpoint["worldmodel"].get("config"), int(checkpoint.get("global_step", 0))
+        _check_sections(config, ("model", "codec", "sampler"), source)
         model = model_from_training_state(config, checkpoint["state_dict"], source)
     codec = _build(config, "codec", source)
     sampler = _build(config, "sampler", source)

@@ -27,6 +27,18 @@ REAL, HALF_A, HALF_B = "real", "real_half_a", "real_half_b"
 FVD_RESAMPLE_FRAMES = 16
 
 
+def plain(value: Any) -> Any:
+    """`value` with numpy scalars and arrays as Python numbers and lists, tuples as lists: what the weights-only
+    loader of `eval_state.pt` accepts (it refuses every class a pickle names, numpy's included)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
 def copy_last_frame(truth: np.ndarray, first_reference: int) -> np.ndarray:
     """The baseline video: the last reference frame held for every predicted frame. (T, V, H, W, 3) -> same."""
     out = truth.copy()
@@ -181,7 +193,7 @@ class EvalAccumulator:
         self.done |= other.done
 
     def state_dict(self) -> dict[str, Any]:
-        return {"done": sorted(self.done), "videos": self.videos,
+        return {"done": [int(i) for i in sorted(self.done)], "videos": plain(self.videos),
                 "fid": {k: s.state_dict() for k, s in self.fid.items()},
                 "fvd": {k: s.state_dict() for k, s in self.fvd.items()}}
 

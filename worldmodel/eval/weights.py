@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Said wherever a user's TorchScript file is refused: unlike a state dict, TorchScript carries its own program.
+TORCHSCRIPT_IS_CODE = ("TorchScript is code, not just weights: it is loaded only because you named it with "
+                       "inception_weights=, so name only a file you trust")
+
+
 class WeightsError(RuntimeError):
     """A feature network's weight file is missing, unreadable, or holds tensors of the wrong shape."""
 
@@ -49,7 +54,12 @@ def packaged_file(weights: PackagedWeights) -> Path:
 
 
 def resolve_weights(weights: str | Path | None, packaged: PackagedWeights) -> Path:
-    """A user's local file (must exist) or, when None, the packaged file."""
+    """A user's local file (must exist) or, when None, the packaged file.
+
+    `weights` must be what the user named on the command line or in their config (`inception_weights=`,
+    `i3d_weights=`), never a path read from a checkpoint, protocol, state or run folder: the Inception file may be
+    TorchScript, which is code (`TORCHSCRIPT_IS_CODE`). Nothing here looks for weight files anywhere else.
+    """
     if weights is None:
         return packaged_file(packaged)
     path = Path(weights).expanduser()

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from worldmodel.files import FileWriteError
+
 log = logging.getLogger(__name__)
 
 
@@ -36,17 +38,32 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # the rename itself reaches the disk
+    except (OSError, RuntimeError) as err:  # a full disk reaches here as torch's RuntimeError
+        raise FileWriteError(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's torch checkpoint IO, writing through `atomic_torch_save` (local or shared file systems)."""
+    """Lightning's torch checkpoint IO, writing through `atomic_torch_save` (local or shared file systems), and
+    reading weights-only: a resumed `.ckpt` may come from anyone, and a full unpickler runs whatever it names."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        """torch.load with weights_only=True whatever the caller asks (`Trainer.fit(weights_only=False)` included).
+
+        Our checkpoints hold tensors, numbers, strings and containers only (the optimizer, loops, callbacks and
+        the run config): `checkpoint_problem` reads them weights-only too, so `ckpt_path=last` skips what this refuses.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def checkpoint_problem(path: Path) -> str | None:
