@@ -54,3 +54,19 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -
     # Serialise before touching the disk so an unserialisable object leaves nothing behind.
     text = json.dumps(obj, indent=indent, sort_keys=True) + "\n"
     return atomic_write_text(path, text)
+
+
+class FileWriteError(OSError):
+    """Writing `path` failed; carries the path, and the errno of the cause where it had one.
+
+    torch's zip writer reports a full disk as a RuntimeError without a file name or errno: this names the file,
+    so that the message a user reads says which write failed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cause: BaseException) -> None:
+        message = f"writing {path} failed ({type(cause).__name__}: {cause})"
+        if isinstance(cause, OSError) and cause.errno is not None:
+            super().__init__(cause.errno, message)
+        else:
+            super().__init__(message)
+        self.path = Path(path)

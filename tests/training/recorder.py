@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,17 @@ class OutOfMemoryAtStep(pl.Callback):
                              batch_idx: int) -> None:
         if trainer.global_step == self.step:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB total)")
+
+
+class FlagAndWaitAtStep(pl.Callback):
+    """At global step `step`, touches `flag` and sleeps `seconds`: a parent process watching for the flag can
+    signal this run while that step is running."""
+
+    def __init__(self, step: int, flag: str, seconds: float = 3.0) -> None:
+        self.step, self.flag, self.seconds = step, Path(flag), seconds
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            self.flag.touch()
+            time.sleep(self.seconds)

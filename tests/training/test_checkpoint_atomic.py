@@ -13,7 +13,8 @@ from tests.conftest import TINY_RUN
 from worldmodel.config import compose_config
 from worldmodel.training import checkpoint_io
 from worldmodel.training.checkpoint_io import atomic_torch_save, newest_good_checkpoint
-from worldmodel.training.train import _resolve_ckpt_path, train
+from worldmodel.training.resume import ResumeError, resolve_ckpt_path
+from worldmodel.training.train import train
 
 RUN = [*TINY_RUN, "trainer.max_steps=3", "trainer.val_check_interval=3", "callbacks.checkpoint.every_n_train_steps=1",
        "callbacks.sample_videos.every_n_train_steps=0", "callbacks.export.every_n_train_steps=0"]
@@ -29,7 +30,7 @@ def test_a_truncated_last_checkpoint_is_skipped_for_the_previous_one(tmp_path: P
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     os.utime(last, (time.time() + 5, time.time() + 5))
     with caplog.at_level(logging.WARNING, logger="worldmodel.training.checkpoint_io"):
-        chosen = _resolve_ckpt_path("last", tmp_path)
+        chosen = resolve_ckpt_path("last", tmp_path)
     assert Path(chosen).name == "step0000003.ckpt"
     assert "last.ckpt" in caplog.text and "skipping damaged checkpoint" in caplog.text
     # And the run resumes from it.
@@ -41,8 +42,8 @@ def test_no_loadable_checkpoint_says_so(tmp_path: Path) -> None:
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 not really")
     assert newest_good_checkpoint(tmp_path / "checkpoints") is None
-    with pytest.raises(FileNotFoundError, match="no loadable"):
-        _resolve_ckpt_path("last", tmp_path)
+    with pytest.raises(ResumeError, match="no loadable"):
+        resolve_ckpt_path("last", tmp_path)
 
 
 def test_a_crash_mid_save_keeps_the_previous_file(tmp_path: Path, monkeypatch) -> None:

@@ -10,6 +10,7 @@ import torch
 from tests.conftest import TINY_RUN
 from worldmodel.checkpoint import load_world_model
 from worldmodel.config import CONF_DIR, compose_config
+from worldmodel.training.resume import ResumeError
 from worldmodel.training.train import build_module, train
 from worldmodel.viz.video import read_video
 
@@ -100,7 +101,7 @@ def test_codec_and_model_channel_mismatch_is_named(tmp_path: Path) -> None:
 
 def test_ckpt_path_last_without_checkpoint_says_so(tmp_path: Path) -> None:
     cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "ckpt_path=last"])
-    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+    with pytest.raises(ResumeError, match="last.ckpt"):
         train(cfg)
 
 

@@ -45,15 +45,18 @@ class LastStepCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint whose `last.ckpt` also holds the final step when a run ends between two
     checkpoint steps (max_steps not a multiple of every_n_train_steps, or trainer.max_time), as the export does.
 
-    Lightning writes last.ckpt at train end only when it never wrote one. A preempted run is left alone: its
-    PreemptionCheckpoint has just written last.ckpt at that step.
+    Lightning writes last.ckpt at train end only when it never wrote one. A preempted (or Ctrl-C'd) run is left
+    alone: its PreemptionCheckpoint has just written last.ckpt at the end of that step, which resumes exactly.
     """
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         preempted = any(isinstance(c, PreemptionCheckpoint) and c.stopped_at_step is not None
                         for c in trainer.callbacks)
-        if self.save_last and not trainer.fast_dev_run and not preempted \
-                and self._last_global_step_saved != trainer.global_step:
+        if preempted:
+            # Lightning's own train-end save would replace it with the state after the loop closed its epoch
+            # (epoch + 1, validation run), from which a resume starts the next epoch and leaves the order.
+            return
+        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             return
         super().on_train_end(trainer, pl_module)

@@ -1,4 +1,7 @@
-"""Preemption: on SIGTERM or SIGUSR1 finish the step, write `last.ckpt`, stop cleanly, requeue on SLURM."""
+"""Preemption and Ctrl-C: on SIGTERM, SIGUSR1 or SIGINT finish the step, write `last.ckpt`, stop cleanly.
+
+SLURM jobs are requeued after a preemption signal; a second Ctrl-C aborts at once.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,17 +29,29 @@ class PreemptionCheckpoint(pl.Callback):
     all-reduce), so a signal that reaches one rank stops all of them at the same step. SLURM sends
     SIGUSR1 ahead of the time limit with `#SBATCH --signal=USR1@120`; with `requeue` the job is put
     back in the queue (`scontrol requeue`) once the checkpoint is written, and resumes with ckpt_path=last.
+
+    Ctrl-C (SIGINT) is handled the same way, so an interrupted run keeps every step it trained, except that
+    it is never requeued and a second Ctrl-C raises KeyboardInterrupt at once (the last written checkpoint
+    stays as it was: checkpoint files are renamed into place whole).
     """
 
-    def __init__(self, dirpath: str, signals: Sequence[str] = ("SIGTERM", "SIGUSR1"), requeue: bool = True) -> None:
+    def __init__(self, dirpath: str, signals: Sequence[str] = ("SIGTERM", "SIGUSR1", "SIGINT"),
+                 requeue: bool = True) -> None:
         self.dirpath = Path(dirpath)
         self.signals = [signal.Signals[name] for name in signals]
         self.requeue = requeue
         self.received: int | None = None
         self.stopped_at_step: int | None = None
+        self.stopped_by: str | None = None
         self._previous: dict[int, Any] = {}
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            if self.received is not None:
+                raise KeyboardInterrupt("second Ctrl-C: aborted at once, without a checkpoint of this step")
+            # Written straight to stderr: a logging call inside a signal handler may deadlock on its lock.
+            sys.stderr.write("\nCtrl-C: finishing this step, then writing last.ckpt and the export "
+                             "(Ctrl-C again aborts at once)\n")
         self.received = signum
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -54,9 +70,10 @@ class PreemptionCheckpoint(pl.Callback):
         self.stopped_at_step = trainer.global_step
         trainer.should_stop = True
         name = signal.Signals(self.received).name if self.received is not None else "a signal on another rank"
+        self.stopped_by = name
         log.warning("preempted by %s: wrote %s at global step %d and stopping; resume with ckpt_path=last",
                     name, path, trainer.global_step)
-        if self.requeue and trainer.is_global_zero:
+        if self.requeue and trainer.is_global_zero and self.received != signal.SIGINT:
             self._requeue_on_slurm()
 
     def _requeue_on_slurm(self) -> None:

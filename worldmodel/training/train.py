@@ -1,6 +1,7 @@
 """`train(cfg)`: build data, codec, model, objective and trainer from a composed config, then fit."""
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +12,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.training.checkpoint_io import newest_good_checkpoint
+from worldmodel.training.datamodule import check_dataset_roots
 from worldmodel.training.faults import FaultPolicy, oom_advice
+from worldmodel.training.resume import check_resume_matches, resolve_ckpt_path
+from worldmodel.training.run_dir import check_run_dir, check_writable, clear_previous_run, write_failure
 from worldmodel.training.module import WorldModelModule
 from worldmodel.training.preemption import PreemptionCheckpoint
 from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.self_forcing import SelfForcing
 from worldmodel.training.trainable import select_trainable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,26 +33,13 @@ class TrainResult:
     export_dir: Path
     last_checkpoint: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
-    # The global step at which a preemption signal stopped the run (None: it ran to its end).
+    # The global step at which a preemption signal or Ctrl-C stopped the run (None: it ran to its end), and
+    # the signal's name (SIGTERM, SIGUSR1, SIGINT).
     preempted_at_step: int | None = None
+    stopped_by: str | None = None
     # The last optimiser step, and the step at which trainer.max_time stopped the run (None: it did not).
     global_step: int = 0
     time_limited_at_step: int | None = None
-
-
-def _resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
-    if ckpt_path is None:
-        return None
-    if ckpt_path == "last":
-        # The newest checkpoint that loads: a last.ckpt cut short by a crash falls back to the one before.
-        found = newest_good_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise FileNotFoundError(f"ckpt_path=last but {run_dir / 'checkpoints'} holds no loadable last.ckpt or "
-                                    f"step*.ckpt; pass run_dir of the run to resume")
-        return str(found)
-    if not Path(ckpt_path).exists():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-    return ckpt_path
 
 
 def _check_codec_fits_model(codec: Any, model: Any) -> None:
@@ -76,13 +69,25 @@ def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModul
 
 
 def train(cfg: DictConfig) -> TrainResult:
-    """Fit a world model as `cfg` says; returns where the checkpoints and the export went."""
+    """Fit a world model as `cfg` says; returns where the checkpoints and the export went.
+
+    Everything a user can get wrong about the run folder and the checkpoint to resume is checked before any
+    data or model is built: a used run_dir, a ckpt_path that is missing, an export folder or another model.
+    """
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     # Resolve run_dir once: it may hold ${now:...}, which would differ at every later access.
     OmegaConf.update(cfg, "run_dir", str(run_dir), force_add=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(cfg.seed, workers=True)
+    overwrite = bool(cfg.get("overwrite", False))
+    check_dataset_roots(cfg.data)
+    check_run_dir(run_dir, resuming=cfg.ckpt_path is not None, overwrite=overwrite)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    check_writable(run_dir)
     run_config = OmegaConf.to_container(cfg, resolve=True)
+    if ckpt_path is not None:
+        check_resume_matches(ckpt_path, run_config)
+    elif overwrite and (removed := clear_previous_run(run_dir)):
+        log.warning("overwrite=true: removed the earlier run's %s in %s", ", ".join(removed), run_dir)
+    pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(
         cfg.data, reference_choices=list(cfg.reference_frames.choices),
@@ -92,8 +97,7 @@ def train(cfg: DictConfig) -> TrainResult:
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c is not None] or False
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
                                       default_root_dir=str(run_dir))
-    ckpt_path = _resolve_ckpt_path(cfg.ckpt_path, run_dir)
-    with oom_advice(), warnings.catch_warnings():
+    with write_failure(run_dir), oom_advice(), warnings.catch_warnings():
         # Lightning warns that a mid-epoch resume is unreliable unless the loader itself is resumable; ours is
         # not, but the data module restores its sampler's place from the checkpoint (exact resume, tested).
         warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
@@ -101,15 +105,15 @@ def train(cfg: DictConfig) -> TrainResult:
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
         # Lightning's own use of a torch pytree name that torch deprecated; nothing a user can act on.
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=None if ckpt_path is None else str(ckpt_path))
 
-    last = run_dir / "checkpoints" / "last.ckpt"
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    preempted = next((c.stopped_at_step for c in callbacks if isinstance(c, PreemptionCheckpoint)
-                      and c.stopped_at_step is not None), None)
+    guard = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint) and c.stopped_at_step is not None),
+                 None)
     step = int(trainer.global_step)
-    timed_out = cfg.trainer.get("max_time") is not None and preempted is None and step < cfg.trainer.max_steps
+    timed_out = cfg.trainer.get("max_time") is not None and guard is None and step < cfg.trainer.max_steps
     return TrainResult(run_dir=run_dir, export_dir=run_dir / "export",
-                       last_checkpoint=last if last.is_file() else None, metrics=metrics,
-                       preempted_at_step=preempted, global_step=step,
+                       last_checkpoint=newest_good_checkpoint(run_dir / "checkpoints"), metrics=metrics,
+                       preempted_at_step=None if guard is None else guard.stopped_at_step,
+                       stopped_by=None if guard is None else guard.stopped_by, global_step=step,
                        time_limited_at_step=step if timed_out else None)
