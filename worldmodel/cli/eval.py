@@ -1,19 +1,19 @@
 """`worldmodel-eval`: the Hydra command line around `worldmodel.eval.run.evaluate`."""
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli.guard import check_override_types, run_command, user_errors
 from worldmodel.cli.sampling import sampling_line
 from worldmodel.config import CONF_DIR
 from worldmodel.data.errors import DatasetError
 from worldmodel.eval.protocol import ProtocolError
 from worldmodel.eval.run import evaluate
 from worldmodel.eval.state import EvalStateError
+from worldmodel.eval.unreadable import skipped_line
 from worldmodel.eval.weights import WeightsError
 
 
@@ -29,13 +29,13 @@ def _line(metrics: dict, name: str, unit: str = "") -> str | None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Evaluate a checkpoint; prints the headline numbers and where metrics.json and the report went."""
-    OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
-    try:
+    with user_errors("worldmodel-eval", extra=(CheckpointError, ProtocolError, EvalStateError, WeightsError,
+                                               DatasetError)):
+        check_override_types(cfg)
+        OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
         result = evaluate(cfg)
-    except (CheckpointError, ProtocolError, EvalStateError, WeightsError, DatasetError) as err:
-        sys.exit(f"worldmodel-eval: {err}")
     m = result.metrics
     if result.report is None:
         print(f"shard {m['shard']} of {m['shards']} done in {result.run_dir}; the last shard to finish writes "
@@ -44,6 +44,9 @@ def main(cfg: DictConfig) -> None:
     resolved = m["protocol"]["resolved"]
     print(f"protocol {m['protocol']['name']}: {resolved['videos']} videos, {resolved['predicted_frames']} predicted "
           f"frames each at {resolved['fps']:g} Hz")
+    skipped = skipped_line(resolved)
+    if skipped:
+        print(skipped)
     print(sampling_line(resolved.get("warp_start"), resolved["sampler_steps"], resolved["cfg_scale"],
                         resolved["sampler_churn"], resolved.get("warp_condition", False),
                         resolved.get("sampler_evaluations")))
@@ -53,6 +56,11 @@ def main(cfg: DictConfig) -> None:
             print("  " + line)
     print(f"metrics: {result.run_dir / 'metrics.json'}")
     print(f"report:  {result.report}")
+
+
+def main() -> None:
+    """The console script (`--verbose` keeps tracebacks of user errors)."""
+    run_command(hydra_main)
 
 
 if __name__ == "__main__":

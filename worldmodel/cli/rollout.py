@@ -1,13 +1,12 @@
 """`worldmodel-rollout`: the Hydra command line around `worldmodel.rollout.run.rollout`."""
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.checkpoint import CheckpointError
+from worldmodel.cli.guard import check_override_types, run_command, user_errors
 from worldmodel.cli.sampling import sampling_line
 from worldmodel.config import CONF_DIR
 from worldmodel.rollout.motion import motion_line
@@ -26,13 +25,12 @@ def psnr_line(metrics: dict) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="rollout")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Roll out a checkpoint; prints where the reports and videos went and PSNR next to the copy baseline."""
-    OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
-    try:
+    with user_errors("worldmodel-rollout", extra=(CheckpointError, ScenarioError, WarpStartError)):
+        check_override_types(cfg)
+        OmegaConf.update(cfg, "run_dir", HydraConfig.get().runtime.output_dir)
         result = rollout(cfg)
-    except (CheckpointError, ScenarioError, WarpStartError) as err:
-        sys.exit(f"worldmodel-rollout: {err}")
     for run in result.runs:
         print(f"wrote {run.folder}/ ({', '.join(sorted(p.name for p in run.folder.iterdir()))})")
         line = f"  report: {run.report}"
@@ -49,6 +47,11 @@ def main(cfg: DictConfig) -> None:
         print(f"PSNR on {m['protocol']['predicted_frames']} predicted frames x {len(result.runs)} runs: "
               f"{psnr_line(m)}")
     print(f"metrics: {result.run_dir / 'metrics.json'}")
+
+
+def main() -> None:
+    """The console script (`--verbose` keeps tracebacks of user errors)."""
+    run_command(hydra_main)
 
 
 if __name__ == "__main__":
