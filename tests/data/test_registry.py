@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch.utils.data import Dataset
 
 from tests.data.test_videos import SIZE, write_numbered_video
 from worldmodel.data import MixtureDataset, open_dataset
@@ -74,3 +75,24 @@ def test_mixture_merges_skips_and_refuses_mixed_shapes(two_roots: tuple[Path, Pa
         MixtureDataset({"a": a, "b": wide}, {"a": 0.5, "b": 0.5}, length=10, seed=0)
     with pytest.raises(ValueError, match="one weight per dataset"):
         MixtureDataset({"a": a, "b": b}, {"a": 1.0}, length=10, seed=0)
+
+
+class _Substituting(Dataset):
+    """A member whose `__getitem__` hands a substitute (as a reader skipping a damaged clip does)."""
+
+    clip = {"frames": np.zeros((1, 1, 2, 2, 3), np.uint8)}
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> dict:
+        return {"substitute_for": index, **self.clip}
+
+    def read_clip(self, index: int) -> dict:
+        return {"exact": index, **self.clip}
+
+
+def test_mixture_read_clip_reads_its_members_clip_exactly() -> None:
+    mix = MixtureDataset({"a": _Substituting(), "b": _Substituting()}, {"a": 0.5, "b": 0.5}, length=20, seed=0)
+    for i in range(len(mix)):
+        assert mix.read_clip(i)["exact"] == mix.locate(i)[1]

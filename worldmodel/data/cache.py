@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from worldmodel.codecs.base import LatentCodec
-from worldmodel.data.errors import DatasetError, SkipLog
+from worldmodel.data.errors import DatasetError, SkipLog, require_root
 from worldmodel.files import atomic_path, atomic_write_json
 from worldmodel.viz.tensors import from_uint8
 
@@ -197,6 +197,10 @@ class LatentCacheClips(Dataset):
 
     def __init__(self, cache_dir: str | Path) -> None:
         self.cache_dir = Path(cache_dir).expanduser()
+        # A missing folder (nearly always an unset LATENT_CACHE) before a folder without a manifest.
+        require_root(self.cache_dir, "latent cache", "LATENT_CACHE",
+                     "manifest.json and shard-*.safetensors (LATENT_CACHE: the folder of train/ and val/)",
+                     key="cache_dir")
         manifest_path = self.cache_dir / "manifest.json"
         if not manifest_path.is_file():
             raise DatasetError(f"no latent cache at {self.cache_dir}: expected manifest.json and shard-*.safetensors "

@@ -4,9 +4,23 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from worldmodel.errors import UserInputError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserInputError, ValueError):
     """A user error in a dataset (wrong root, missing file): the message names the path and the fix."""
+
+
+class DatasetRootError(DatasetError):
+    """A dataset folder that is not there: the message names the setting that points at it (an environment
+    variable of conf/data/ or the reader's `root=`), since a wrong root is nearly always an unset variable."""
+
+
+def require_root(root: Path, dataset: str, variable: str, holds: str, key: str = "root") -> None:
+    """Raise DatasetRootError unless `root` is a folder; `holds` says what the right folder contains."""
+    if not root.is_dir():
+        raise DatasetRootError(f"{dataset} folder {root} does not exist: set {variable} (or {key}=) to the folder "
+                               f"holding {holds}")
 
 
 class CorruptFileError(DatasetError):

@@ -102,7 +102,7 @@ class OpenDVClips(FileClipReader):
         super().__init__(root, str(split).lower(), num_frames, fps, views, size, strict, stride, action_times, index)
 
     def _root_hint(self) -> str:
-        return "pass root=<the OpenDV-YouTube folder holding videos/ or full_images/>"
+        return "set OPENDV_ROOT (or root=) to the OpenDV-YouTube folder holding videos/ or full_images/"
 
     # ------------------------------------------------------------------------------------------
     # Meta and language files

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from worldmodel.data.cache import to_jsonable, write_latent_cache
 from worldmodel.data.errors import DatasetError
 from worldmodel.data.registry import open_dataset
+from worldmodel.data.verify import check_mode
 from worldmodel.files import atomic_write_json
 
 # Top-level keys of conf/prepare.yaml passed to the reader when not null.
@@ -40,16 +41,39 @@ def reader_options(cfg: DictConfig) -> dict[str, Any]:
     return options
 
 
-def _validate(reader: Any, root: Any) -> list[int]:
-    """Refuse an empty dataset; decode the first and last clip so a broken decoder shows up now."""
+def _refuse_empty(reader: Any, root: Any) -> None:
     if len(reader) == 0:
         skips = getattr(reader, "skips", None)
         why = skips.summary() if skips is not None else "nothing found"
         raise DatasetError(f"no clips found under {root}; skipped: {why.replace(chr(10), '; ')}")
-    checked = sorted({0, len(reader) - 1})
+
+
+def _verify(reader: Any, mode: str, progress: bool) -> dict[str, Any]:
+    """Check the files behind every clip (readers with `verify_files`), dropping the clips of damaged ones.
+
+    A reader without files to check (the procedural world, a mixture) decodes its first and last clip instead,
+    so that a broken decoder shows up now rather than in the first training step.
+    """
+    check_mode(mode)
+    if hasattr(reader, "verify_files"):
+        return reader.verify_files(mode, progress=progress).as_dict()
+    checked = sorted({0, len(reader) - 1}) if len(reader) else []
     for i in checked:
         reader[i]
-    return checked
+    return {"mode": "decoded clips", "clips": checked}
+
+
+def _counts(reader: Any, index: list[Any]) -> dict[str, Any]:
+    """The reader's description with the skip counts of its SkipLog, checked against the index written."""
+    described = reader.describe() if hasattr(reader, "describe") else {"clips": len(reader)}
+    skips = getattr(reader, "skips", None)
+    if skips is not None:
+        described.update(skipped=skips.as_dict(), skipped_total=skips.total)
+    if described.get("clips") != len(index):
+        # The summary must describe the index it sits beside; a reader that disagrees is a bug to fix, not hide.
+        raise RuntimeError(f"{type(reader).__name__} describes {described.get('clips')} clips but its index holds "
+                           f"{len(index)}; please report this")
+    return described
 
 
 def prepare(cfg: DictConfig) -> PrepareResult:
@@ -58,13 +82,16 @@ def prepare(cfg: DictConfig) -> PrepareResult:
     if not cfg.dataset:
         raise DatasetError("pass dataset=<synthetic|nuscenes|waymo|opendv|videos> and root=<its folder>")
     options = reader_options(cfg)
+    mode = check_mode(str(cfg.verify))
     reader = open_dataset(str(cfg.dataset), **options)
-    checked = _validate(reader, options.get("root"))
+    _refuse_empty(reader, options.get("root"))
+    verified = _verify(reader, mode, bool(cfg.progress))
+    _refuse_empty(reader, options.get("root"))  # every clip may have needed a damaged file
     split = str(cfg.split or getattr(reader, "split", None) or "all")
     out = Path(str(cfg.out)).expanduser()
     index = reader.build_index() if hasattr(reader, "build_index") else [{"clip": i} for i in range(len(reader))]
+    described = _counts(reader, index)
     index_path = atomic_write_json(out / "index" / f"{split}.json", to_jsonable(index))
-    described = reader.describe() if hasattr(reader, "describe") else {"clips": len(reader)}
     cache_dir = None
     if cfg.cache:
         cache_dir = out / "latents" / split
@@ -74,7 +101,7 @@ def prepare(cfg: DictConfig) -> PrepareResult:
         described["cache"] = {"dir": str(cache_dir), "latent_shape": written.manifest["latent_shape"],
                               "dtype": written.manifest["dtype"], "shards_written": len(written.written),
                               "shards_kept": len(written.skipped)}
-    described.update(index=str(index_path), validated_clips=checked, options=to_jsonable(options))
+    described.update(index=str(index_path), verify=verified, options=to_jsonable(options))
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if summary.get("dataset") not in (None, str(cfg.dataset)):
@@ -97,6 +124,11 @@ def format_summary(result: PrepareResult) -> str:
             reasons.append(f"  {split}: {info['count']:6d}  {reason}  (e.g. {example})")
     if reasons:
         lines += ["skipped:", *reasons]
+    for split, d in result.summary["splits"].items():
+        v = d.get("verify") or {}
+        if "checked" in v:
+            lines.append(f"verify={v['mode']} ({split}): {v['checked']} {v.get('unit', 'files')} checked, "
+                         f"{v['damaged']} damaged, clips left out: {v['clips_left_out']}")
     lines.append(f"index:   {result.index_path}")
     if result.cache_dir is not None:
         lines.append(f"latents: {result.cache_dir}")

@@ -10,6 +10,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from worldmodel.data.errors import SkipLog
+from worldmodel.data.robust import read_exact
 
 # Import paths, so that a reader's module (and its dependencies) loads only when it is asked for.
 READERS: dict[str, str] = {
@@ -108,6 +109,11 @@ class MixtureDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         name, clip = self.locate(index)
         return self.datasets[name][clip]
+
+    def read_clip(self, index: int) -> dict[str, Any]:
+        """Exactly clip `index`: its member's own clip, never a substitute (see `read_exact`)."""
+        name, clip = self.locate(index)
+        return read_exact(self.datasets[name], clip)
 
     @property
     def skips(self) -> SkipLog:

@@ -50,3 +50,12 @@ class SkipBadSamples(Dataset):
             return {**clip, "load_failures": attempt}
         raise BadSampleError(f"{len(errors)} clips in a row failed to load from {type(self.dataset).__name__} "
                              f"(from clip {index}); the dataset looks broken. Last errors: " + "; ".join(errors[-3:]))
+
+
+def read_exact(dataset: Dataset, index: int) -> dict[str, Any]:
+    """Clip `index` itself: through the reader's `read_clip` where `__getitem__` would substitute another.
+
+    Evaluation and rollout read clips this way, so that every number belongs to the clip it is recorded under.
+    """
+    read = getattr(dataset, "read_clip", None)
+    return read(index) if callable(read) else dataset[index]

@@ -10,6 +10,7 @@ bare video says what lens took it), and no ego actions (every action field inval
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,9 +24,11 @@ import numpy as np
 import torch
 
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES, empty_actions
-from worldmodel.data.errors import CorruptFileError, DatasetError, SkipLog
+from worldmodel.data.errors import CorruptFileError, DatasetError, DatasetRootError, SkipLog
 from worldmodel.data.images import decode_image, resize_crop
 from worldmodel.data.timeline import clip_starts, resample_indices
+from worldmodel.data.verify import (DAMAGED_IMAGE, DAMAGED_VIDEO, VerifyReport, check_image_file, check_mode,
+                                    check_video_file, damaged_files)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -173,7 +176,7 @@ class FileClipReader(torch.utils.data.Dataset):
                  action_times: Sequence[float], index: str | Path | None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise DatasetError(f"{self.dataset_name} root {self.root} is not a directory; {self._root_hint()}")
+            raise DatasetRootError(f"{self.dataset_name} root {self.root} is not a directory; {self._root_hint()}")
         if num_frames < 1 or fps <= 0:
             raise ValueError(f"num_frames must be >= 1 and fps > 0, got {num_frames} and {fps}")
         self.split, self.num_frames, self.fps = split, int(num_frames), float(fps)
@@ -229,6 +232,36 @@ class FileClipReader(torch.utils.data.Dataset):
         """The clip entries (JSON-serialisable); pass the file back as `index=` to skip the scan."""
         return [dict(e) for e in self.entries]
 
+    def verify_files(self, mode: str, progress: bool = False) -> VerifyReport:
+        """Check every video and frame file the clips read, as `mode` (full | header) says
+        (worldmodel.data.verify); the clips of a damaged file are left out and the file is recorded in
+        `skips` with its reason (strict: raised). Returns the VerifyReport."""
+        check_mode(mode)
+        videos: dict[str, int] = {}  # file -> frames its clips read (0 .. n - 1)
+        images: dict[str, None] = {}  # an ordered set: frame files in clip order
+        for entry in self.entries:
+            source = self.root / entry["path"]
+            if entry["kind"] == "video":
+                videos[str(source)] = max(videos.get(str(source), 0), max(entry["refs"]) + 1)
+            else:
+                images.update((str(source / name), None) for name in entry["refs"])
+        checks = [(f, functools.partial(check_video_file, f, mode, n)) for f, n in videos.items()]
+        checks += [(f, functools.partial(check_image_file, f, mode)) for f in images]
+        bad = damaged_files(checks, progress, total=len(checks))
+        for name, err in bad.items():
+            self.skips.skip(DAMAGED_VIDEO if name in videos else DAMAGED_IMAGE, str(err), err)
+
+        def readable(entry: dict[str, Any]) -> bool:
+            source = self.root / entry["path"]
+            if entry["kind"] == "video":
+                return str(source) not in bad
+            return not any(str(source / name) in bad for name in entry["refs"])
+
+        kept = [e for e in self.entries if readable(e)]
+        report = VerifyReport(mode, len(checks), len(bad), len(self.entries) - len(kept))
+        self.entries = kept
+        return report
+
     def describe(self) -> dict[str, Any]:
         """Scenes, clips, frames and skipped counts by reason."""
         return {"dataset": self.dataset_name, "root": str(self.root), "split": self.split,
@@ -258,7 +291,7 @@ class VideoFolderClips(FileClipReader):
         super().__init__(root, split, num_frames, fps, views, size, strict, stride, action_times, index)
 
     def _root_hint(self) -> str:
-        return "pass root=<a folder holding video files or folders of numbered frames>"
+        return "set VIDEOS_ROOT (or root=) to a folder holding video files or folders of numbered frames"
 
     def _scan(self) -> list[dict[str, Any]]:
         top = self.root / self.split if self.split else self.root

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from worldmodel.eval.unreadable import skipped_line  # noqa: E402
 from worldmodel.files import atomic_path, atomic_write_text  # noqa: E402
 from worldmodel.viz.report import TEMPLATE_DIR, _table, fill_template  # noqa: E402
 
@@ -90,16 +91,19 @@ def write_eval_report(folder: Path, metrics: Mapping[str, Any], videos: Sequence
     segment_rows = _segments(metrics)
     actions = [{"video": SOURCE_LABELS.get(s, s), **values} for s, values in metrics.get("action_following", {}).items()]
     details = {k: v for k, v in protocol.items() if k not in ("resolved", "extra")}
-    details.update({k: v for k, v in resolved.items() if k != "clip_indices"})
+    details.update({k: v for k, v in resolved.items() if k not in ("clip_indices", "skipped_clips")})
     details["clip_indices"] = ", ".join(str(i) for i in resolved["clip_indices"][:50]) + (
         " ..." if len(resolved["clip_indices"]) > 50 else "")
+    skipped = resolved.get("skipped_clips") or []
+    details["skipped_clips"] = "; ".join(f"clip {s['clip']}: {s['file']}: {s['reason']}" for s in skipped) or "none"
     page = fill_template(
         template,
         title=html.escape(f"Evaluation: {protocol['name']}"),
         subtitle=html.escape(f"{resolved['videos']} videos of {resolved['frames_per_video']} frames at "
                              f"{resolved['fps']:g} Hz ({resolved['reference_frames']} reference, not scored); "
                              f"checkpoint {resolved['checkpoint']} step {resolved['checkpoint_step']}. "
-                             f"{protocol.get('description', '')}"),
+                             f"{protocol.get('description', '')}" + (f" {skipped_line(resolved)}."
+                                                                     if skipped else "")),
         headline=_table(_headline(metrics, protocol["baselines"])),
         segments=_table(segment_rows) if segment_rows else '<p class="none">FID / FVD not scored</p>',
         curves=(f'<img id="curves-plot" src="{curves.name}" alt="metrics per frame and per horizon">' if curves

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
@@ -25,11 +24,13 @@ from worldmodel.eval.report import write_eval_report
 from worldmodel.eval.selection import fid_frame_mask, segments, select_clips
 from worldmodel.eval.state import EvalState
 from worldmodel.eval.summary import summarize
+from worldmodel.eval.unreadable import UnreadableClips, skips_path
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
 from worldmodel.rollout.warp_start import WarpStart, WarpStartError
+from worldmodel.safe_build import build_stored_config
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
 
@@ -50,7 +51,8 @@ def _dataset(protocol: EvalProtocol, loaded: LoadedWorldModel, rig: ModelRig, fr
         raise ProtocolError(f"protocol {protocol.name!r}: dataset needs a _target_ (a reader class) or null")
     # The model generates at its own frame rate and size: the ground truth is read the same way.
     reader.update(split=protocol.split, num_frames=frames, fps=rig.fps, size=list(rig.size))
-    return instantiate(reader, _convert_="all")
+    # Protocols travel between people like checkpoints do: only worldmodel's own readers are built (safe_build.py).
+    return build_stored_config(reader, "protocol.dataset")
 
 
 def _check_views(clip: dict[str, Any], loaded: LoadedWorldModel, protocol: EvalProtocol) -> None:
@@ -140,12 +142,14 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     lookahead = math.ceil(max(DEFAULT_ACTION_TIMES) * rig.fps - 1e-9) if protocol.use_actions else 0
     dataset = _dataset(protocol, loaded, rig, schedule.total_frames + lookahead, protocol.num_videos)
     indices = select_clips(dataset, protocol.selection, protocol.num_videos)
-    first = dataset[indices[0]]
+    # Every selected clip is read as itself; one that cannot be read is skipped and named, or an error.
+    unreadable = UnreadableClips(str(cfg.get("unreadable_clips", "skip")), protocol.name)
+    first_position, first = unreadable.first_readable(dataset, indices)
     warp_start = None if cfg.get("warp_start") is None else float(cfg.warp_start)
     # Checked on the first clip before anything is written: a refusal leaves the run folder as it was.
     if warp_start is not None:
-        _warp_start(loaded, [first], clip_plans([first], schedule, protocol.use_actions), [f"clip{indices[0]:05d}"],
-                    rig.fps, protocol, warp_start)
+        _warp_start(loaded, [first], clip_plans([first], schedule, protocol.use_actions),
+                    [f"clip{indices[first_position]:05d}"], rig.fps, protocol, warp_start)
     _check_views(first, loaded, protocol)
     views = np.asarray(first["frames"]).shape[1]
     seg = segments(k, frames, rig.fps, protocol.horizon_step_s)
@@ -185,8 +189,11 @@ def evaluate(cfg: DictConfig) -> EvalResult:
                unit="video", disable=not cfg.progress)
     batch_size = int(cfg.batch_size)
     for n, i in enumerate(range(0, len(todo), batch_size)):
-        positions = todo[i : i + batch_size]
-        clips = [first if p == 0 else dataset[indices[p]] for p in positions]
+        batch = todo[i : i + batch_size]
+        positions, clips = unreadable.read_batch(dataset, indices, batch, {first_position: first})
+        bar.update(len(batch) - len(positions))  # a skipped clip is done with too
+        if not positions:
+            continue
         names = [f"clip{indices[p]:05d}" for p in positions]
         plans = clip_plans(clips, schedule, protocol.use_actions)
         start = _warp_start(loaded, clips, plans, names, rig.fps, protocol, warp_start)
@@ -200,16 +207,23 @@ def evaluate(cfg: DictConfig) -> EvalResult:
                 _sample_video(samples / f"{name}.mp4", truth, generated[b], list(clips[b]["meta"]["cameras"]), rig.fps)
             bar.update(1)
         if (n + 1) % int(cfg.save_every_batches) == 0:
+            unreadable.save(skips_path(state.path), mine)  # first, so a state never names fewer skips than it had
             state.save(accumulator)
     bar.close()
+    unreadable.save(skips_path(state.path), mine)
     state.save(accumulator)
     if shards > 1:
-        accumulator = _merge_shards(run_dir, shards, fingerprint, new_accumulator, len(indices))
+        unreadable.merge_saved(skips_path(_state_path(run_dir, i, shards)) for i in range(shards))
+        accumulator = _merge_shards(run_dir, shards, fingerprint, new_accumulator,
+                                    len(indices) - len(unreadable.skipped))
         if accumulator is None:
             return EvalResult(run_dir=run_dir, metrics={"protocol": record, "shard": shard, "shards": shards,
                                                         "complete": False}, report=None)
 
+    # Selected is known up front, scored only now: the record names exactly the clips behind the numbers.
+    record["resolved"].update(unreadable.resolved(indices, accumulator.done))
     metrics = {"protocol": record, **summarize(accumulator),
+               "clips_skipped": len(record["resolved"]["skipped_clips"]),
                "seconds_total": round(time.perf_counter() - started, 1)}
     atomic_write_json(run_dir / "metrics.json", metrics)
     report = write_eval_report(run_dir, metrics, sorted(samples.glob("*.mp4")) if samples.is_dir() else [])

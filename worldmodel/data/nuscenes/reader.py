@@ -11,6 +11,7 @@ workers' copies of `skips` (merge them with `SkipLog.merge`).
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -21,12 +22,13 @@ import numpy as np
 import torch
 
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES, actions_from_ego_states
-from worldmodel.data.errors import CorruptFileError, DatasetError, SkipLog
+from worldmodel.data.errors import CorruptFileError, DatasetError, SkipLog, require_root
 from worldmodel.data.images import decode_image, resize_crop, resize_crop_intrinsics
 from worldmodel.data.nuscenes.canbus import CanBus
 from worldmodel.data.nuscenes.scenes import FRONT, load_nuscenes, resolve_cameras, scene_timeline, split_scene_names
 from worldmodel.data.nuscenes.tracks import INDEX_FORMAT, Track, build_track, clip_entry, track_from_entry, window_end
 from worldmodel.data.timeline import clip_starts
+from worldmodel.data.verify import DAMAGED_IMAGE, VerifyReport, check_image_file, check_mode, damaged_files
 
 # The cameras fire as the top lidar (20 Hz) sweeps past each of them, so the six frames of one
 # sweep lie within one 50 ms rotation of each other; a nearest frame further away than this is
@@ -50,6 +52,8 @@ class NuScenesClips(torch.utils.data.Dataset):
         if not action_times:
             raise ValueError("action_times must name at least one time, e.g. [0.5, 1.0, 1.5, 2.0]")
         self.root, self.split, self.version = Path(root), split, version
+        # Before the index or the tables: a missing root is nearly always an unset NUSCENES_ROOT.
+        require_root(self.root, "nuScenes", "NUSCENES_ROOT", f"samples/, sweeps/ and {version}/")
         self.num_frames, self.fps, self.stride = int(num_frames), float(fps), stride
         self.cameras = resolve_cameras(views)
         self.size = (int(size[0]), int(size[1]))
@@ -168,6 +172,15 @@ class NuScenesClips(torch.utils.data.Dataset):
                     self.skips.skip("corrupt image", err.path, err)
         raise DatasetError(f"every clip of {self.root} has a corrupt or missing image:\n{self.skips.summary()}")
 
+    def read_clip(self, index: int) -> dict[str, Any]:
+        """Exactly clip `index`, never a substitute: a damaged image raises CorruptFileError naming it.
+
+        Evaluation reads clips this way, so that every score belongs to the clip it is recorded under.
+        """
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"clip {index} out of range ({len(self)} clips)")
+        return self._read_clip(index % len(self))
+
     def _read_clip(self, i: int) -> dict[str, Any]:
         ti, start = self._clips[i]
         track, t, v = self._tracks[ti], self.num_frames, len(self.cameras)
@@ -219,17 +232,42 @@ class NuScenesClips(torch.utils.data.Dataset):
             entries.append(clip_entry(track, start, self.num_frames, end, self.fps))
         return entries
 
+    def verify_files(self, mode: str, progress: bool = False) -> VerifyReport:
+        """Check every camera image the clips read, as `mode` (full | header) says (worldmodel.data.verify);
+        the clips that need a damaged image are dropped and the image recorded in `skips` with its reason
+        (strict: raised). Returns the VerifyReport."""
+        check_mode(mode)
+        views = range(len(self.cameras))
+
+        def files_of(clip: tuple[int, int]) -> list[str]:
+            track, start = self._tracks[clip[0]], clip[1]
+            return [track.file(start + k, j) for k in range(self.num_frames) for j in views]
+
+        files = dict.fromkeys(f for clip in self._clips for f in files_of(clip))  # ordered, each file once
+        checks = [(f, functools.partial(check_image_file, self.root / f, mode)) for f in files]
+        bad = damaged_files(checks, progress, total=len(checks))
+        for err in bad.values():
+            self._bad_files.add(err.path)
+            self.skips.skip(DAMAGED_IMAGE, str(err), err)
+        kept = [i for i, clip in enumerate(self._clips) if not any(f in bad for f in files_of(clip))]
+        renumbered = {old: new for new, old in enumerate(kept)}
+        report = VerifyReport(mode, len(checks), len(bad), len(self._clips) - len(kept))
+        self._clips = [self._clips[i] for i in kept]
+        self._bad_clips = {renumbered[i] for i in self._bad_clips if i in renumbered}
+        return report
+
     def describe(self) -> dict[str, Any]:
         """Scenes, clips, frames, where speed and steering came from, and what was skipped by reason."""
-        used = {ti for ti, _ in self._clips}
+        readable = [clip for i, clip in enumerate(self._clips) if i not in self._bad_clips]  # as build_index
+        used = {ti for ti, _ in readable}
         scenes = {self._tracks[ti].scene for ti in used}
         return {
             "dataset": "nuscenes", "version": self.version, "split": self.split, "cameras": list(self.cameras),
             "fps": self.fps, "num_frames": self.num_frames,
             "scenes": len(scenes), "scenes_in_split": self.scenes_in_split,
-            "clips": len(self), "frames": len(self) * self.num_frames,
-            "images": len(self) * self.num_frames * len(self.cameras),
-            "speed_sources": dict(Counter(self._tracks[ti].speed_source for ti, _ in self._clips)),
-            "clips_with_steering": sum(self._tracks[ti].steering_source is not None for ti, _ in self._clips),
-            "skipped": self.skips.as_dict(),
+            "clips": len(readable), "frames": len(readable) * self.num_frames,
+            "images": len(readable) * self.num_frames * len(self.cameras),
+            "speed_sources": dict(Counter(self._tracks[ti].speed_source for ti, _ in readable)),
+            "clips_with_steering": sum(self._tracks[ti].steering_source is not None for ti, _ in readable),
+            "skipped": self.skips.as_dict(), "skipped_total": self.skips.total,
         }

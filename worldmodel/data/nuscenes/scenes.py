@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,13 +71,24 @@ def split_scene_names(version: str, split: str) -> set[str]:
     return set(splits[split])
 
 
+def prepare_command(root: Path, version: str) -> str:
+    """The `worldmodel-prepare` command line that reads `root` as nuScenes `version`, quoted to paste as it is."""
+    return (f"worldmodel-prepare dataset=nuscenes {shlex.quote(f'root={root}')} "
+            f"{shlex.quote(f'+options.version={version}')}")
+
+
 def _version_error(root: Path, version: str) -> DatasetError:
     other = "v1.0-mini" if version != "v1.0-mini" else "v1.0-trainval"
     found = sorted(p.name for p in root.glob("v1.0-*") if p.is_dir()) if root.is_dir() else []
-    return DatasetError(
-        f"{root / version} not found: expected {root}/{version}/*.json from the nuScenes download "
-        f"(the metadata tables, next to samples/ and sweeps/); pass version={other} for the "
-        f"{'mini' if other == 'v1.0-mini' else 'full'} split" + (f" (this root has {found})" if found else ""))
+    if found:
+        fix = (f"this root has {found}: read it as that version, e.g. `{prepare_command(root, found[0])}` "
+               f"(in a reader config: version: {found[0]})")
+    else:
+        fix = (f"this root has no v1.0-* folder; point root at the folder holding samples/, sweeps/ and v1.0-*/, "
+               f"or for the {'mini' if other == 'v1.0-mini' else 'full'} download run "
+               f"`{prepare_command(root, other)}` (in a reader config: version: {other})")
+    return DatasetError(f"{root / version} not found: expected {root}/{version}/*.json from the nuScenes download "
+                        f"(the metadata tables, next to samples/ and sweeps/); {fix}")
 
 
 def load_nuscenes(root: Path, version: str) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import numpy as np
 import torch
 
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES, actions_from_ego_states
-from worldmodel.data.errors import CorruptFileError, DatasetError, SkipLog
+from worldmodel.data.errors import CorruptFileError, DatasetError, SkipLog, require_root
 from worldmodel.data.images import decode_image, resize_crop, resize_crop_intrinsics
+from worldmodel.data.verify import VerifyReport, check_image_bytes, check_mode, damaged_files
 from worldmodel.data.waymo.cameras import GOAL_CAMERA, camera_matrix, optical_to_ego, resolve_views
 from worldmodel.data.waymo.index import check_entries, clip_entries, load_index
 from worldmodel.data.waymo.v1 import find_v1_segments, read_v1_images, scan_v1_segment
@@ -20,6 +22,7 @@ from worldmodel.data.waymo.v2 import find_v2_segments, read_v2_images, scan_v2_s
 FORMATS = ("auto", "v1", "v2")
 TOO_SHORT = "segment shorter than one clip"
 CORRUPT_CLIP = "corrupt image or record (clip replaced by the next readable one)"
+DAMAGED_CLIP = "damaged image or record (clip left out)"
 
 
 def _expected_layout(root: Path, split: str) -> str:
@@ -39,6 +42,9 @@ class WaymoClips(torch.utils.data.Dataset):
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         self.root, self.split = Path(root), str(split)
+        # Before the index or the scan: a missing root is nearly always an unset WAYMO_ROOT.
+        require_root(self.root, "Waymo", "WAYMO_ROOT",
+                     f"the splits (expected {_expected_layout(self.root, self.split)})")
         self.num_frames, self.fps, self.stride = int(num_frames), float(fps), stride
         self.cameras = resolve_views(views)
         self.size = (int(size[0]), int(size[1]))
@@ -128,6 +134,35 @@ class WaymoClips(torch.utils.data.Dataset):
             except CorruptFileError as err:
                 self.skips.skip(CORRUPT_CLIP, err.path, err)
         raise DatasetError(f"no readable clip left in {self.root}/{self.split}: {self.skips.summary()}")
+
+    def read_clip(self, index: int) -> dict[str, Any]:
+        """Exactly clip `index`, never a substitute: a damaged image or record raises CorruptFileError naming it.
+
+        Evaluation reads clips this way, so that every score belongs to the clip it is recorded under.
+        """
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"clip {index} out of range ({len(self)} clips)")
+        return self._load(self.entries[index % len(self)])
+
+    def verify_files(self, mode: str, progress: bool = False) -> VerifyReport:
+        """Read every clip's encoded images and check each as `mode` (full | header) says
+        (worldmodel.data.verify); a clip with a damaged image or record is dropped and recorded in `skips`
+        with the file, time and camera (strict: raised). Returns the VerifyReport."""
+        check_mode(mode)
+
+        def check(entry: dict[str, Any]) -> None:
+            for stamp, images in zip(entry["timestamps_us"], self._encoded_images(entry)):
+                for camera, data in zip(self.cameras, images):
+                    check_image_bytes(data, f"{self.root / entry['file']} (t={stamp} us, camera {camera})", mode)
+
+        checks = [(str(i), functools.partial(check, e)) for i, e in enumerate(self.entries)]
+        bad = damaged_files(checks, progress, total=len(checks))
+        for err in bad.values():
+            self.skips.skip(DAMAGED_CLIP, str(err), err)
+        # The images live inside segment records: the unit checked is the clip (all its images).
+        report = VerifyReport(mode, len(checks), len(bad), len(bad), unit="clips")
+        self.entries = [e for i, e in enumerate(self.entries) if str(i) not in bad]
+        return report
 
     def _encoded_images(self, entry: dict[str, Any]) -> list[list[bytes]]:
         path = self.root / entry["file"]
