@@ -146,7 +146,8 @@ class BatchRunner:
         if files.side_by_side is not None:
             videos.append(("ground truth | generated", files.side_by_side))
         videos += [(camera, path) for camera, path in files.cameras.items()]
-        manifest = {**base_manifest, "name": job.name, "seed": int(job.seed), "scenario": job.info,
+        manifest = {**base_manifest, "name": job.name, "seed": int(job.seed),
+                    "seed_source": job.info.get("seed_source"), "scenario": job.info,
                     "frames": job.num_frames, "fps": job.fps, "cameras": job.cameras, "chunks": chunks,
                     "chunk_starts": [int(v) for v in s.starts], "timings": {k: v for k, v in metrics.items()
                                                                              if k.startswith("seconds")},

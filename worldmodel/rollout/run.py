@@ -11,24 +11,27 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
+from worldmodel.data.errors import CorruptFileError, DatasetError
+from worldmodel.data.robust import read_exact
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.batch import BatchRunner, RunOutcome, warp_start_for
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
 from worldmodel.rollout.scenario import load_scenario, resolve_scenario
+from worldmodel.rollout.seeds import cli_seed, resolve_seed, shared_seed
 from worldmodel.rollout.sources import scenario_job
+from worldmodel.safe_build import build_stored_config, stored_class
 
 
 @dataclass
@@ -67,18 +70,29 @@ def held_out_dataset(loaded: LoadedWorldModel, split: str, num_frames: int, need
     if "_target_" not in reader:
         raise ValueError(f"{loaded.source}: its run config names no dataset to take held-out clips from")
     reader.update(split=split, num_frames=num_frames)
-    if needed is not None and "num_clips" in inspect.signature(get_class(reader["_target_"])).parameters:
+    # A stranger's export names this reader: only worldmodel's own classes are imported or built (safe_build.py).
+    reader_class = stored_class(reader, "data.val", loaded.source)
+    if needed is not None and "num_clips" in inspect.signature(reader_class).parameters:
         reader["num_clips"] = needed
-    return instantiate(reader, _convert_="all")
+    return build_stored_config(reader, "data.val", loaded.source)
 
 
 def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int) -> list[dict[str, Any]]:
     needed = cfg.clips.first_clip + cfg.clips.num_clips
     dataset = held_out_dataset(loaded, cfg.clips.split, total_frames, needed)
     if len(dataset) < needed:
-        raise ValueError(f"the {cfg.clips.split} split has {len(dataset)} clips of {total_frames} frames; "
-                         f"clips.first_clip + clips.num_clips = {needed}: ask for fewer clips or chunks")
-    return [dataset[i] for i in range(cfg.clips.first_clip, cfg.clips.first_clip + cfg.clips.num_clips)]
+        raise DatasetError(f"the {cfg.clips.split} split has {len(dataset)} clips of {total_frames} frames; "
+                           f"clips.first_clip + clips.num_clips = {needed}: ask for fewer clips or chunks")
+    clips = []
+    for i in range(cfg.clips.first_clip, needed):
+        try:
+            # Clip i itself: a reader would otherwise hand the next readable clip, and its video and PSNR would be
+            # written under clip i's name.
+            clips.append(read_exact(dataset, i))
+        except CorruptFileError as err:
+            raise DatasetError(f"clip {i} of the {cfg.clips.split} split cannot be read ({err}): fix or remove the "
+                               f"file, or pick other clips with clips.first_clip= / clips.num_clips=") from err
+    return clips
 
 
 def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None,
@@ -104,11 +118,12 @@ def clip_jobs(loaded: LoadedWorldModel, cfg: DictConfig, rig: ModelRig) -> list[
     lookahead = math.ceil(max(DEFAULT_ACTION_TIMES) * rig.fps - 1e-9)
     clips = _held_out_clips(loaded, cfg, schedule.total_frames + lookahead)
     jobs = []
+    seed, seed_source = resolve_seed(cli_seed(cfg.seed), None)  # clips carry no seed: the command line's or 0
     for i, clip in enumerate(clips):
         index = cfg.clips.first_clip + i
-        info = {"mode": "clips", "split": cfg.clips.split, "clip": index}
+        info = {"mode": "clips", "split": cfg.clips.split, "clip": index, "seed_source": seed_source}
         jobs.append((schedule, clip_job(f"clip{index:03d}", clip, schedule, cfg.first_reference,
-                                        schedule.total_frames, int(cfg.seed) + index, info)))
+                                        schedule.total_frames, seed + index, info)))
     return jobs
 
 
@@ -117,10 +132,15 @@ def scenario_jobs(cfg: DictConfig, rig: ModelRig) -> list[tuple[ChunkSchedule, R
     jobs = []
     for name in _scenario_names(cfg.scenario):
         scenario = load_scenario(resolve_scenario(name))
+        # The seed rule (worldmodel/rollout/seeds.py): seed= on the command line, else the file's, else 0.
+        seed, seed_source = resolve_seed(cli_seed(cfg.seed), scenario.seed)
+        scenario = replace(scenario, seed=seed)
         horizon = float(cfg.horizon_s) if cfg.horizon_s is not None else scenario.horizon_s
         num_frames = max(int(round(horizon * rig.fps)), rig.chunk_frames)
         schedule = ChunkSchedule.for_horizon(rig.chunk_frames, cfg.first_reference, cfg.carry_frames, num_frames)
-        jobs.append((schedule, scenario_job(scenario, rig, schedule, cfg.first_reference, num_frames)))
+        job = scenario_job(scenario, rig, schedule, cfg.first_reference, num_frames)
+        job.info["seed_source"] = seed_source  # beside the scenario's seed in each run's manifest
+        jobs.append((schedule, job))
     names = [job.name for _, job in jobs]
     if len(set(names)) != len(names):
         raise ValueError(f"scenario names must differ within one run (they name the run folders): {names}")
@@ -146,6 +166,7 @@ def _summary(outcomes: Sequence[RunOutcome], protocol: dict[str, Any]) -> dict[s
 def rollout(cfg: DictConfig) -> RolloutResult:
     """Run every job of the config, batch by batch, and write run-level metrics.json and manifest.json."""
     started = time.perf_counter()
+    cli_seed(cfg.seed)  # a bad seed= fails before the checkpoint loads
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
     loaded = load_world_model(cfg.checkpoint, device=device)
@@ -190,10 +211,13 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     metrics = _summary(outcomes, protocol)
     atomic_write_json(run_dir / "metrics.json", metrics)
     videos = [p for o in outcomes for p in (o.files.mosaic, o.files.side_by_side) if p is not None]
+    # Top level: batch mode's base seed (clip i: seed + i); scenario mode's seed where all runs share it.
+    seeds = (dict(zip(("seed", "seed_source"), resolve_seed(cli_seed(cfg.seed), None))) if cfg.scenario is None
+             else shared_seed([(o.job.seed, o.job.info["seed_source"]) for o in outcomes]))
     atomic_write_json(run_dir / "manifest.json", {
-        **base, "seed": int(cfg.seed), "runs": {o.job.name: {"folder": o.folder.name, "seed": o.job.seed,
-                                                              "report": f"{o.folder.name}/report.html"}
-                                                 for o in outcomes},
+        **base, **seeds, "runs": {o.job.name: {"folder": o.folder.name, "seed": o.job.seed,
+                                               "seed_source": o.job.info["seed_source"],
+                                               "report": f"{o.folder.name}/report.html"} for o in outcomes},
         "videos": [str(p) for p in videos], "seconds_total": round(time.perf_counter() - started, 3)})
     return RolloutResult(run_dir=run_dir, videos=videos, sheets=[o.files.contact_sheet for o in outcomes],
                          metrics=metrics, runs=outcomes)

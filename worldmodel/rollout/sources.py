@@ -22,10 +22,16 @@ from worldmodel.rollout.jobs import EgoTrack, ModelRig, RolloutJob, calibration_
 from worldmodel.rollout.motion import front_camera
 from worldmodel.rollout.scenario import DatasetSource, FilesSource, ProceduralSource, Scenario
 from worldmodel.rollout.script import annotate_lane_changes, integrate_script, to_ego_script
+from worldmodel.rollout.seeds import resolve_seed
 from worldmodel.rollout.yamlmarks import ScenarioError
 
 # Ego states must reach past the last chunk's start by the longest action time.
 _STATE_MARGIN_S = max(DEFAULT_ACTION_TIMES) + 0.5
+
+
+def _noise_seed(scenario: Scenario) -> int:
+    """The scenario's seed, or the default where the file names none (the runners put the command line's in)."""
+    return resolve_seed(None, scenario.seed)[0]
 
 
 def _scripted_plan(meta: dict, script: list, schedule: ChunkSchedule, rig: ModelRig) -> list:
@@ -60,7 +66,8 @@ def drive_procedural(scenario: Scenario, source: ProceduralSource, script: Any, 
         world = world_for_script(source.seed, script, config, duration_s=duration_s)
         log = simulate_drive(world, script, duration_s=duration_s, fps=fps)
     except ValueError as err:
-        raise ScenarioError(scenario.path, "actions", None, f"the procedural world cannot drive this script: {err}") from err
+        raise ScenarioError(scenario.path, "actions", scenario.line_of("actions"),
+                            f"the procedural world cannot drive this script: {err}") from err
     world.traffic.remove_conflicts(log.timestamps, log.poses[:, :2])
     return world, log
 
@@ -83,7 +90,7 @@ def procedural_job(scenario: Scenario, source: ProceduralSource, rig: ModelRig, 
             yield render(k)
 
     reference = np.stack([render(k) for k in range(first_reference)])
-    return RolloutJob(name=scenario.name, seed=scenario.seed, reference=reference, plan=plan, cameras=cameras,
+    return RolloutJob(name=scenario.name, seed=_noise_seed(scenario), reference=reference, plan=plan, cameras=cameras,
                       fps=rig.fps, num_frames=num_frames, truth=truth, ego=track, info=scenario.to_dict(),
                       front=front_camera(cameras, *calibration, pixel_offset=0.5),
                       calibration=calibration_of(*calibration, pixel_offset=0.5))
@@ -102,15 +109,15 @@ def dataset_job(scenario: Scenario, source: DatasetSource, rig: ModelRig, schedu
                "views": _dataset_views(rig.views), "num_frames": num_frames if follow else first_reference,
                **source.options}
     if not source.root.exists():
-        raise ScenarioError(scenario.path, "source.dataset.root", None,
+        raise ScenarioError(scenario.path, "source.dataset.root", scenario.line_of("source.dataset.root"),
                             f"{source.root} does not exist; this scenario needs your copy of {source.name}")
     dataset = open_dataset(source.name, **options)
     if not 0 <= source.clip < len(dataset):
-        raise ScenarioError(scenario.path, "source.dataset.clip", None,
+        raise ScenarioError(scenario.path, "source.dataset.clip", scenario.line_of("source.dataset.clip"),
                             f"clip {source.clip} out of range: {source.name} {source.split} has {len(dataset)} "
                             f"clips of {options['num_frames']} frames")
     clip = dataset[source.clip]
-    job = clip_job(scenario.name, clip, schedule, first_reference, num_frames, scenario.seed,
+    job = clip_job(scenario.name, clip, schedule, first_reference, num_frames, _noise_seed(scenario),
                    info=scenario.to_dict(), with_truth=follow)
     if follow:
         return job
@@ -135,12 +142,13 @@ def _read_frames(scenario: Scenario, source: FilesSource, rig: ModelRig, count: 
         info = probe_video(source.paths[0])
         indices = [int(round((source.start_s + i / rig.fps) * info.fps)) for i in range(count)]
         if indices[-1] >= info.num_frames:
-            raise ScenarioError(scenario.path, "source.video", None, f"{source.paths[0]} has {info.num_frames} "
+            raise ScenarioError(scenario.path, "source.video", scenario.line_of("source.video"),
+                                f"{source.paths[0]} has {info.num_frames} "
                                 f"frames; {count} frames from {source.start_s} s need up to frame {indices[-1]}")
         frames = decode_video_frames(source.paths[0], indices, info)
     else:
         if len(source.paths) < count:
-            raise ScenarioError(scenario.path, "source.files", None,
+            raise ScenarioError(scenario.path, "source.files", scenario.line_of("source.files"),
                                 f"{len(source.paths)} images, the rollout needs {count} reference frames")
         frames = np.stack([decode_image(p) for p in source.paths[-count:]])
     return np.stack([resize_crop(f, rig.size) for f in frames])[:, None]  # (k, 1, h, w, 3)
@@ -150,11 +158,12 @@ def files_job(scenario: Scenario, source: FilesSource, rig: ModelRig, schedule: 
               first_reference: int, num_frames: int) -> RolloutJob:
     """Reference frames from images or a video (one front camera); the script integrated kinematically."""
     if len(resolve_views(rig.views)) != 1:
-        raise ScenarioError(scenario.path, "source", None, "image and video sources are single-camera; "
+        raise ScenarioError(scenario.path, "source", scenario.line_of("source"),
+                            "image and video sources are single-camera; "
                             "this checkpoint generates several views (use a dataset or procedural source)")
     track = _scripted_track(scenario, schedule, rig.fps)
     plan = _scripted_plan(track.meta(["CAM_FRONT"]), to_ego_script(scenario.actions or ()), schedule, rig)
-    return RolloutJob(name=scenario.name, seed=scenario.seed, reference=_read_frames(scenario, source, rig,
+    return RolloutJob(name=scenario.name, seed=_noise_seed(scenario), reference=_read_frames(scenario, source, rig,
                       first_reference), plan=plan, cameras=["CAM_FRONT"], fps=rig.fps, num_frames=num_frames,
                       ego=track, info=scenario.to_dict())
 

@@ -6,9 +6,11 @@ from typing import Any
 
 import yaml
 
+from worldmodel.errors import UserInputError
 
-class ScenarioError(ValueError):
-    """A scenario file that cannot be used, named by file, field and line."""
+
+class ScenarioError(UserInputError, ValueError):
+    """A scenario file that cannot be used, named by file, field and line (the commands print it as one line)."""
 
     def __init__(self, file: str | Path, field: str, line: int | None, problem: str) -> None:
         self.file, self.field, self.line, self.problem = str(file), field, line, problem

@@ -15,6 +15,7 @@ import numpy as np
 
 from worldmodel.data.actions import DEFAULT_ACTION_TIMES
 from worldmodel.data.synthetic import EgoVehicle
+from worldmodel.errors import UserInputError
 from worldmodel.sim.rewards import Route
 from worldmodel.sim.spaces import MAX_SPEED_MPS, MAX_STEERING_WHEEL_RAD
 
@@ -22,8 +23,8 @@ Policy = Callable[[Mapping[str, np.ndarray]], Any]
 BUILTIN = ("lane_keeping",)
 
 
-class PolicyError(ValueError):
-    """A policy spec that names nothing importable or nothing callable."""
+class PolicyError(UserInputError, ValueError):
+    """A policy spec that names nothing importable or nothing callable (the command prints it as one line)."""
 
 
 class LaneKeeping:

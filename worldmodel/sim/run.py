@@ -2,6 +2,10 @@
 
 `run_episode(env, policy, seed, scenario)` is the loop a user's own script needs: reset, hand the reset
 info to the policy (if it has `reset(info)`), then `obs -> action -> step` until the episode ends.
+
+Seeds follow worldmodel-rollout's rule (worldmodel/rollout/seeds.py): `seed=` on the command line, else the
+scenario's `seed:`, else 0; episode i uses that seed + i. episodes.json records it, with `seed_source`
+(cli | scenario | default), at the top and per episode.
 """
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ from tqdm.auto import tqdm
 from worldmodel.checkpoint import load_world_model
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.run import pick_device
+from worldmodel.rollout.seeds import cli_seed, resolve_seed
 from worldmodel.sim.env import WorldModelEnv
 from worldmodel.sim.fidelity import FidelityResult, run_fidelity
 from worldmodel.sim.policies import load_policy
 from worldmodel.sim.recording import RecordEpisodes
-from worldmodel.sim.scenarios import ScenarioLike
+from worldmodel.sim.scenarios import ScenarioLike, as_scenario
 
 
 @dataclass
@@ -64,6 +69,9 @@ def simulate(cfg: DictConfig) -> SimResult:
         torch.set_num_threads(int(cfg.threads))
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     policy = load_policy(cfg.policy, action_mode=cfg.action_mode)
+    # Before the checkpoint loads, so a bad scenario or seed= fails at once.
+    scenario_seed = None if cfg.scenario is None else as_scenario(cfg.scenario).seed
+    seed, seed_source = resolve_seed(cli_seed(cfg.seed), scenario_seed)
     loaded = load_world_model(cfg.checkpoint, device=pick_device(cfg.device))
     env_kwargs = dict(horizon_s=float(cfg.horizon_s), chunk_s=float(cfg.chunk_s), carry_frames=int(cfg.carry_frames),
                       first_reference=int(cfg.first_reference), action_mode=cfg.action_mode,
@@ -75,14 +83,15 @@ def simulate(cfg: DictConfig) -> SimResult:
         env = RecordEpisodes(env, run_dir / "episodes")
     summaries = []
     for i in tqdm(range(int(cfg.episodes)), desc="episodes", disable=not cfg.progress):
-        scenario = cfg.scenario if cfg.scenario is not None else int(cfg.seed) + i
-        summaries.append(run_episode(env, policy, int(cfg.seed) + i, scenario))
+        scenario = cfg.scenario if cfg.scenario is not None else seed + i
+        summaries.append({**run_episode(env, policy, seed + i, scenario), "seed_source": seed_source})
     env.close()
     recorded = list(env.recorded) if isinstance(env, RecordEpisodes) else []
     sampler = env.unwrapped.sampler  # the checkpoint's, with this run's overrides
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "policy": str(cfg.policy),
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale,
             "sampler_churn": sampler.churn, "warp_start": env.unwrapped.warp_start,
+            "seed": seed, "seed_source": seed_source,  # episode i: seed + i
             "config": OmegaConf.to_container(cfg, resolve=True)}
     atomic_write_json(run_dir / "episodes.json", {**base, "episodes": summaries,
                                                   "recorded": [str(p) for p in recorded]})
@@ -90,7 +99,7 @@ def simulate(cfg: DictConfig) -> SimResult:
     if cfg.fidelity.enabled:
         wm_env = env.unwrapped
         fidelity = run_fidelity(wm_env, load_policy(cfg.policy, action_mode=cfg.action_mode), run_dir / "fidelity",
-                                int(cfg.fidelity.episodes or cfg.episodes), int(cfg.seed), cfg.scenario,
+                                int(cfg.fidelity.episodes or cfg.episodes), seed, cfg.scenario,
                                 fvd=str(cfg.fidelity.fvd), fvd_min_clips=int(cfg.fidelity.fvd_min_clips),
                                 i3d_weights=cfg.fidelity.i3d_weights, record=bool(cfg.fidelity.record),
                                 progress=bool(cfg.progress), description=base)

@@ -5,6 +5,10 @@ procedural world driven by DEFAULT_SCRIPT. Procedural scenarios build the world 
 render the reference frames from its drive (exactly as worldmodel-rollout does); dataset and file scenarios
 take them from the data through `worldmodel.rollout.sources`. The route is the path the scenario's script
 drives (on the procedural world: the lane, through the road's bends), long enough for the horizon.
+
+Scenario values are checked as in worldmodel-rollout (worldmodel/rollout/limits.py); the simulator also
+refuses scripted speeds above its top speed (sim/spaces.py MAX_SPEED_MPS, 40 m/s), where its speed
+actions and observations end.
 """
 from __future__ import annotations
 
@@ -17,13 +21,16 @@ import numpy as np
 from worldmodel.data.synthetic import CAMERAS, ProceduralWorld, render_views, resolve_views
 from worldmodel.rollout.engine import ChunkSchedule
 from worldmodel.rollout.jobs import ModelRig, calibration_of
+from worldmodel.rollout.limits import SEED
 from worldmodel.rollout.scenario import ActionStep, ProceduralSource, Scenario, load_scenario, resolve_scenario
 from worldmodel.rollout.script import integrate_script, to_ego_script
+from worldmodel.rollout.seeds import SeedError
 from worldmodel.rollout.sources import drive_procedural, procedural_calibration, scenario_job
 from worldmodel.rollout.warp_start import CameraCalibration
 from worldmodel.rollout.yamlmarks import ScenarioError
 from worldmodel.sim.ego import EgoState
 from worldmodel.sim.rewards import Route
+from worldmodel.sim.spaces import MAX_SPEED_MPS
 
 DEFAULT_SCRIPT = (ActionStep(0.0, "cruise", 10.0),)  # an int scenario: cruise at 10 m/s in a random world
 ROUTE_MARGIN_S = 15.0  # the route reaches this far past the horizon at the script's speeds
@@ -46,18 +53,32 @@ class SimStart:
     calibration: CameraCalibration | None = None  # every camera's, for the warp start; None for plain files
 
 
+def check_sim_speeds(scenario: Scenario) -> Scenario:
+    """`scenario` when every speed its script reaches is within the simulator's; else ScenarioError."""
+    if scenario.actions is None:
+        return scenario  # a recorded drive: the data's own speeds
+    for i, (_, _, target) in enumerate(to_ego_script(scenario.actions)):
+        if target > MAX_SPEED_MPS:
+            name = f"actions[{i}].speed"
+            raise ScenarioError(scenario.path, name, scenario.line_of(name),
+                                f"{target:g} m/s is above the simulator's top speed of {MAX_SPEED_MPS:g} m/s "
+                                "(its speed actions and observations end there; worldmodel-rollout takes up to 70)")
+    return scenario
+
+
 def as_scenario(value: ScenarioLike) -> Scenario:
     """A Scenario from a library name, a YAML path, an int (procedural world seed) or a Scenario."""
     if isinstance(value, Scenario):
-        return value
+        return check_sim_speeds(value)
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"a procedural scenario seed must be >= 0, got {value}")
+        problem = SEED.problem(int(value))
+        if problem is not None:
+            raise SeedError(f"procedural scenario seed {int(value)}: {problem}")
         return Scenario(name=f"procedural_{int(value)}", path=Path(f"<procedural seed {int(value)}>"),
                         source=ProceduralSource(seed=int(value)), actions=DEFAULT_SCRIPT, seed=int(value),
                         description=f"procedural world {int(value)}, cruise at 10 m/s")
     if isinstance(value, (str, Path)):
-        return load_scenario(resolve_scenario(value))
+        return check_sim_speeds(load_scenario(resolve_scenario(value)))
     raise TypeError(f"scenario must be a name, a YAML path, an int seed or a Scenario, got {type(value).__name__}")
 
 
