@@ -1,20 +1,77 @@
 """LightningDataModule over any clip reader: loaders, workers and the clip collator."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.data import DataLoader, Dataset
 
 from worldmodel.data.collate import ClipCollator
+from worldmodel.data.errors import DatasetRootError
 from worldmodel.data.robust import SkipBadSamples
 from worldmodel.training.sampler import KeyedClips, ResumableShardedSampler
+from worldmodel.training.workers import worker_init
 
 
 _WORKER_STARTS = (None, "fork", "forkserver", "spawn")
+# The arguments of a reader's config (conf/data/) that name the folder it reads.
+_FOLDER_KEYS = ("root", "cache_dir")
+_ENV_VARIABLE = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_dataset_roots(data: DictConfig, key: str = "data") -> None:
+    """Raise one DatasetRootError for the reader folders of the data config `data` that do not exist.
+
+    Called before anything is built: a reader would otherwise fail only once it scans (after the readers
+    before it scanned), inside Hydra's instantiation error, and naming a path rather than the setting to
+    change. Each missing folder is named with its key and, where conf/data/ reads it from one, its
+    environment variable (NUSCENES_ROOT, ...); folders of one variable (train and val) are named once.
+    """
+    problems: dict[str, str] = {}
+    for where, raw, value in _folder_settings(data, key):
+        if value is None:
+            continue
+        folder = Path(str(value)).expanduser()
+        if folder.is_dir():
+            continue
+        state = "is not a folder" if folder.exists() else "does not exist"
+        found = _ENV_VARIABLE.search(raw)
+        if found is None:
+            fix = f"pass {where}=<folder>"
+        elif raw.startswith("${oc.env:") and raw.endswith("}") and raw.count("}") == 1:
+            fix = f"set {found.group(1)}=<folder> or pass {where}=<folder>"
+        else:
+            # The variable is only part of the path (LATENT_CACHE/train): say how the path is built from it.
+            fix = f"set {found.group(1)} ({where} is {raw}) or pass {where}=<folder>"
+        problems.setdefault(found.group(1) if found else where,
+                            f"{where}: the dataset folder {folder.absolute()} {state}; {fix}")
+    if problems:
+        raise DatasetRootError("; ".join(problems.values()))
+
+
+def _folder_settings(node: Any, where: str) -> Iterator[tuple[str, str, Any]]:
+    """(key path, value as written, resolved value) of every reader folder in a config, unresolved walk."""
+    if not isinstance(node, DictConfig):
+        return
+    raw = OmegaConf.to_container(node, resolve=False)
+    is_reader = "_target_" in raw
+    for name, written in raw.items():
+        path = f"{where}.{name}"
+        if is_reader and name in _FOLDER_KEYS and not isinstance(written, (dict, list)):
+            try:
+                value = OmegaConf.select(node, str(name), throw_on_missing=True)
+            except OmegaConfBaseException:
+                continue  # an unresolvable value: the reader's own error says more than a guess here
+            yield path, str(written), value
+        elif isinstance(written, dict):
+            yield from _folder_settings(node[name], path)
 
 
 class WorldModelDataModule(pl.LightningDataModule):
@@ -73,7 +130,7 @@ class WorldModelDataModule(pl.LightningDataModule):
             self.train_sampler.resume_at(**self._resume)
         return DataLoader(
             KeyedClips(SkipBadSamples(self.train_set)), batch_size=self.batch_size, sampler=self.train_sampler,
-            collate_fn=self.collate, drop_last=True, **self._worker_options,
+            collate_fn=self.collate, drop_last=True, **self._worker_options, worker_init_fn=worker_init(rank),
             # Its own generator keeps the loader from drawing on torch's global one (exact resume).
             generator=torch.Generator().manual_seed(self.seed))
 
@@ -103,4 +160,4 @@ class WorldModelDataModule(pl.LightningDataModule):
         if self.val_set is None:
             return []
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.val_collate,
-                          **self._worker_options)
+                          **self._worker_options, worker_init_fn=worker_init(self._rank_and_world()[0]))
