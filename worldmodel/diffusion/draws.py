@@ -18,13 +18,6 @@ def per_sample(generator: Generators) -> bool:
     return generator is not None and not isinstance(generator, torch.Generator)
 
 
-def pick(generator: Generators, rows: torch.Tensor) -> Generators:
-    """The generators of batch rows `rows` (a shared generator is kept as it is)."""
-    if not per_sample(generator):
-        return generator
-    return [generator[int(i)] for i in rows]
-
-
 def rand(shape: Sequence[int], device: torch.device | str, generator: Generators = None) -> torch.Tensor:
     """Uniform [0, 1) of `shape` (B, ...); row i from generator i when there is one per sample."""
     if not per_sample(generator):

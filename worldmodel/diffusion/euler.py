@@ -152,7 +152,8 @@ class FlowEulerSampler:
             level = torch.full((b, k), self.reference_noise, device=device)  # (B, K): the training path's noise
             reference = RectifiedFlow.add_noise(reference, ref_noise, level)
         z = noise  # (B, T - K, V, C, H, W)
-        taus = self.visited(start_tau if start is not None else 1.0, device)
+        # The times as Python floats: reading them off a GPU tensor at every step would sync with the host.
+        taus = self.visited(start_tau if start is not None else 1.0).tolist()
         if start is not None and start_tau < 1.0:
             z = RectifiedFlow.add_noise(start.to(dtype), noise, torch.full((b, num_new), start_tau, device=device))
         for i in tqdm(range(len(taus) - 1), disable=not progress, desc="sampling"):
@@ -165,21 +166,23 @@ class FlowEulerSampler:
                             **conditioning)
                 cond, uncond = output_to_velocity(out, torch.cat([latents, latents]),
                                                   torch.cat([tau_frames, tau_frames]), prediction, sigma_data).chunk(2)
-                velocity = uncond + self.cfg_scale * (cond - uncond)  # (B, T, V, C, H, W)
+                velocity = uncond + self.cfg_scale * (cond - uncond)  # (B, T, V, C, H, W) float32
             else:
                 out = model(latents, tau_frames, actions=actions, action_valid=action_valid,
                             is_reference=is_reference, **conditioning)
                 velocity = output_to_velocity(out, latents, tau_frames, prediction, sigma_data)
-            z = self._step(z, velocity[:, k:], float(tau), float(tau_next), generator)
+            z = self._step(z, velocity[:, k:], tau, tau_next, generator)
         return torch.cat([clean_reference, z], dim=1)  # (B, T, V, C, H, W)
 
     def _step(self, z: torch.Tensor, velocity: torch.Tensor, tau: float, tau_next: float,
               generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-        """One step tau -> tau_next of the new frames z (B, N, V, C, H, W) given their velocity."""
+        """One step tau -> tau_next of the new frames z (B, N, V, C, H, W) given their velocity, in float32 (a
+        bfloat16 z would round away steps smaller than 1/256 of its value), returned in z's dtype."""
+        dtype, z, velocity = z.dtype, z.float(), velocity.float()
         if self.churn == 0.0 or tau_next == 0.0:
-            return z + (tau_next - tau) * velocity
+            return (z + (tau_next - tau) * velocity).to(dtype)
         clean = z - tau * velocity
         noise = z + (1 - tau) * velocity
-        fresh = gaussian(tuple(z.shape), generator, z.device, z.dtype)
+        fresh = gaussian(tuple(z.shape), generator, z.device, dtype).float()
         mixed = (1 - self.churn**2) ** 0.5 * noise + self.churn * fresh
-        return (1 - tau_next) * clean + tau_next * mixed
+        return ((1 - tau_next) * clean + tau_next * mixed).to(dtype)

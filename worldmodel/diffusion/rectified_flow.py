@@ -30,11 +30,18 @@ class RectifiedFlow:
     Mask reconstruction (MASKGWM.md section 3), only while the model is in training mode: each sample
     whose tau lies in `mr_tau_range` is masked with probability `mr_probability` (mask ratio
     `mask_ratio`, spatial mask with probability `spatial_mask_prob`, else the time mask) and its loss
-    is the same velocity MSE on the masked pass's output, every token included. Masked and unmasked
-    samples of a batch cannot share one packed grid, so a mixed batch runs two forward passes (the
-    masked rows and the others) and the loss averages over all predicted frames as usual. With
-    `also_unmasked_pass` (MDT) every sample also runs unmasked and the loss is
-    mean(unmasked pass) + mean(masked pass over the masked samples).
+    is the same velocity MSE on the masked pass's output, every token included. With `also_unmasked_pass`
+    (MDT, and the paper's recipe: objective=rectified_flow_mr) every sample also runs unmasked, so the
+    full-grid path that sampling uses trains at every step, and the loss is
+    unmasked_weight * mean(unmasked pass) + masked_weight * mean(masked pass over the masked samples).
+    Without it (masked-only, an ablation) a masked sample's loss is its masked pass's and the others' their
+    unmasked pass's.
+    Every rank of a DDP / FSDP run must run the same modules in the same order at every step, whatever its
+    samples drew, or the ranks' collectives stop matching (a hang, or wrong weights). So the passes a step runs
+    follow from the configuration alone: with MR on, the masked pass runs on every sample (a sample that did not
+    draw MR weighs zero in it), and the unmasked pass runs on every sample unless every sample is always masked
+    (masked-only with mr_probability 1 over the whole tau range); both reconstruction branches run on every rank
+    (`ReconstructionModule`).
 
     Two options from the video-prediction literature, off by default (BENCHMARKS.md, "Reference noise and
     the dynamics loss", measures both on the quickstart):
@@ -59,6 +66,7 @@ class RectifiedFlow:
     def __init__(self, time_sampling: str = "logit_normal", logit_mean: float = 0.0, logit_std: float = 1.0,
                  action_dropout: float = 0.15, loss_on_reference: bool = False, mr_probability: float = 0.0,
                  mask_ratio: float = 0.25, spatial_mask_prob: float = 0.5, also_unmasked_pass: bool = False,
+                 unmasked_weight: float = 1.0, masked_weight: float = 1.0,
                  mr_tau_range: tuple[float, float] = (0.0, 1.0), loss_space: str = "velocity",
                  reference_noise: float = 0.0, dynamics_weight: float = 0.0, warp_prior_probability: float = 0.0,
                  warp_prior_tau: tuple[float, float] = (0.1, 0.5), warp_condition_dropout: float = 0.1):
@@ -76,6 +84,9 @@ class RectifiedFlow:
             raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
         if not 0.0 <= reference_noise < 1.0:
             raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
+        if unmasked_weight < 0 or masked_weight < 0 or unmasked_weight + masked_weight == 0:
+            raise ValueError(f"unmasked_weight and masked_weight must be >= 0 and not both 0, got "
+                             f"{unmasked_weight} and {masked_weight}")
         if dynamics_weight < 0:
             raise ValueError(f"dynamics_weight must be >= 0 (0: off), got {dynamics_weight}")
         # Below MIN_TAU the velocity of a clean-frame prediction is clamped, and the prior's target would not be.
@@ -96,6 +107,8 @@ class RectifiedFlow:
         self.mask_ratio = mask_ratio
         self.spatial_mask_prob = spatial_mask_prob
         self.also_unmasked_pass = also_unmasked_pass
+        self.unmasked_weight = float(unmasked_weight)
+        self.masked_weight = float(masked_weight)
         self.mr_tau_range = (lo, hi)
         self.loss_space = loss_space
         self.reference_noise = float(reference_noise)
@@ -142,6 +155,13 @@ class RectifiedFlow:
         draw = draws.rand(tau.shape, tau.device, generator) < self.mr_probability  # (B,)
         lo, hi = self.mr_tau_range
         return draw & (tau >= lo) & (tau <= hi)
+
+    @property
+    def always_masked(self) -> bool:
+        """Whether every training sample is masked, by configuration alone (so a masked-only step needs no
+        unmasked pass): MR on every sample over the whole tau range, and no sample starting from a warp prior."""
+        return (self.mr_probability == 1.0 and self.mr_tau_range == (0.0, 1.0)
+                and self.warp_prior_probability == 0.0)
 
     def mask_plan(self, model: nn.Module, eps: torch.Tensor, generator: Generators = None) -> MaskPlan:
         """A random MR plan for clips eps (B, T, V, C, H, W) on the model's token grid; eps feeds the mask token."""
@@ -197,25 +217,21 @@ class RectifiedFlow:
         if self.warp_prior_probability > 0 and prior is not None and start_from_prior:
             from_prior, tau, tau_frames, z_tau, target = self._start_from_prior(
                 prior, has_prior, latents, eps, tau, is_reference, z_tau, target, generator)
-        warp = self._warp_condition(model, prior, has_prior, is_reference, generator)  # {} or warp, warp_valid
+        warp = self._warp_condition(model, prior, has_prior, is_reference, generator, latents)  # {} or warp, warp_valid
         weight = torch.ones(b, t, device=device) if self.loss_on_reference else (~is_reference).float()  # (B, T)
 
-        def frame_errors(rows: torch.Tensor | None, plan: MaskPlan | None = None) -> torch.Tensor:
-            """Per-frame MSE (R, T) of one forward pass on batch rows `rows` (None: all rows)."""
-            pick = (lambda a: a) if rows is None else (lambda a: None if a is None else a[rows])
-            extra = {name: pick(value) for name, value in warp.items()}
-            if plan is not None:
-                extra["mask_plan"] = plan
-            out = model(pick(z_tau), pick(tau_frames), actions=pick(actions), action_valid=pick(valid),
-                        is_reference=pick(is_reference), **extra)
-            pred = output_to_velocity(out, pick(z_tau), pick(tau_frames), prediction, sigma_data)
-            err_map = (pred.float() - pick(target).float()).square()
-            err = err_map.mean(dim=(2, 3, 4, 5))  # (R, T)
+        def frame_errors(plan: MaskPlan | None = None) -> torch.Tensor:
+            """Per-frame MSE (B, T) of one forward pass on the whole batch (masked by `plan` when given)."""
+            extra = dict(warp) if plan is None else {**warp, "mask_plan": plan}
+            out = model(z_tau, tau_frames, actions=actions, action_valid=valid, is_reference=is_reference, **extra)
+            pred = output_to_velocity(out, z_tau, tau_frames, prediction, sigma_data)  # float32
+            err_map = (pred - target.float()).square()
+            err = err_map.mean(dim=(2, 3, 4, 5))  # (B, T)
             if self.dynamics_weight > 0:
-                err = err + self.dynamics_weight * dynamics_error(err_map, pred, pick(z_tau), pick(latents),
-                                                                  pick(tau_frames), pick(is_reference))
+                err = err + self.dynamics_weight * dynamics_error(err_map, pred, z_tau, latents, tau_frames,
+                                                                  is_reference)
             # z0_hat - z0 = -tau (v_hat - v): the clean-latent MSE is the velocity MSE times tau^2.
-            return err * pick(tau_frames).float().square() if self.loss_space == "sample" else err
+            return err * tau_frames.float().square() if self.loss_space == "sample" else err
 
         def mean_over(err: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return (err * w).sum() / w.sum().clamp(min=1.0)
@@ -225,23 +241,23 @@ class RectifiedFlow:
             # A hidden token of a prior-started sample would have to guess the warp's error as well as the frame.
             masked = masked & ~from_prior
         logs = {}
-        if masked is None or not masked.any():
-            loss = mean_over(frame_errors(None), weight)
+        if masked is None:
+            loss = mean_over(frame_errors(), weight)
         else:
-            rows = masked.nonzero().flatten()
-            err_masked = frame_errors(rows, self.mask_plan(model, eps[rows], draws.pick(generator, rows)))  # (R, T)
+            # Every sample runs the masked pass (see the class docstring: the same passes on every rank).
+            err_masked = frame_errors(self.mask_plan(model, eps, generator))  # (B, T)
+            masked_weight = weight * masked[:, None].to(weight.dtype)  # (B, T): zero where a sample drew no MR
             if self.also_unmasked_pass:
-                err_plain = frame_errors(None)  # (B, T)
-                loss = mean_over(err_plain, weight) + mean_over(err_masked, weight[rows])
+                err_plain = frame_errors()  # (B, T)
+                loss = (self.unmasked_weight * mean_over(err_plain, weight)
+                        + self.masked_weight * mean_over(err_masked, masked_weight))
                 logs["loss_unmasked"] = mean_over(err_plain, weight).detach()
+            elif self.always_masked:
+                loss = mean_over(err_masked, weight)
             else:
-                others = (~masked).nonzero().flatten()
-                err = err_masked.new_zeros(b, t).index_put((rows,), err_masked)
-                if others.numel():
-                    err = err.index_put((others,), frame_errors(others))
+                err = torch.where(masked[:, None], err_masked, frame_errors())  # (B, T)
                 loss = mean_over(err, weight)
-            logs["loss_masked"] = mean_over(err_masked, weight[rows]).detach()
-        if masked is not None:
+            logs["loss_masked"] = mean_over(err_masked, masked_weight).detach()
             logs["mr_fraction"] = masked.float().mean().detach()
 
         if from_prior is not None:
@@ -269,10 +285,15 @@ class RectifiedFlow:
         return has_prior
 
     def _warp_condition(self, model: nn.Module, prior: torch.Tensor | None, has_prior: torch.Tensor | None,
-                        is_reference: torch.Tensor, generator: Generators) -> dict[str, torch.Tensor]:
+                        is_reference: torch.Tensor, generator: Generators, latents: torch.Tensor
+                        ) -> dict[str, torch.Tensor]:
         """The model's warp inputs {warp (B, T, ...), warp_valid (B, T)}, or {} for a model without the condition."""
-        if not takes_warp(model) or prior is None:
+        if not takes_warp(model):
             return {}
+        if prior is None:
+            # No clip of the batch can be warped: every frame gets the zero warp, exactly a model without the
+            # condition, but the warp embedding still runs, as on every other rank of a DDP / FSDP run.
+            return {"warp": torch.zeros_like(latents), "warp_valid": torch.zeros_like(is_reference)}
         keep = draws.rand((is_reference.shape[0],), is_reference.device, generator) >= self.warp_condition_dropout
         return {"warp": prior, "warp_valid": (has_prior & keep)[:, None] & ~is_reference}
 

@@ -16,8 +16,8 @@ from worldmodel.model.temporal_block import TemporalBlock
 class ReconstructionModule(nn.Module):
     """F = F_s (an SD3 joint block) for spatially masked clip-views, F_t (a temporal block) for time-masked ones.
 
-    Runs on the full token grid after the mask tokens are put back. Each clip-view goes through
-    exactly one branch, chosen by its mask kind: a spatial mask hides the same tokens in every frame,
+    Runs on the full token grid after the mask tokens are put back. Each clip-view takes the output of
+    the branch of its mask kind: a spatial mask hides the same tokens in every frame,
     so only the frame's own context can fill them in; a time mask hides different tokens per frame,
     so the other frames at the same position can. The branches share nothing and are zero-initialised
     by the model (every adaLN gate 0), so F is the identity at init. The text stream is read only.
@@ -49,19 +49,16 @@ class ReconstructionModule(nn.Module):
         b, t, v = dims
         groups = rearrange(x, "(b t v) n d -> (b v) t n d", b=b, t=t, v=v)  # ((B V), T, N, D)
         ctx_groups = rearrange(context, "(b t v) m d -> (b v) t m d", b=b, t=t, v=v)  # ((B V), T, M, D)
-        flags = rearrange(time_mask, "b v -> (b v)")
-        out = groups
-        spatial, temporal = (~flags).nonzero().flatten(), flags.nonzero().flatten()
-        if spatial.numel():
-            ctx = ctx_groups[spatial]  # (G, T, M, D)
-            emb = rearrange(temb, "(b t v) d -> (b v) t d", b=b, t=t, v=v)[spatial]  # (G, T, D)
-            _, y = self._run(self.spatial, rearrange(groups[spatial], "g t n d -> (g t) n d"),
-                             rearrange(ctx, "g t m d -> (g t) m d"), rearrange(emb, "g t d -> (g t) d"))
-            out = out.index_copy(0, spatial, rearrange(y, "(g t) n d -> g t n d", t=t))
-        if temporal.numel():
-            ctx = ctx_groups[temporal]  # (G, T, M, D)
-            act = None if action is None else action[temporal]  # (G, D)
-            y = self._run(self.temporal, rearrange(groups[temporal], "g t n d -> g n t d"), ctx, act,
-                          frame_temb[temporal], pos, grid)  # (G, N, T, D)
-            out = out.index_copy(0, temporal, rearrange(y, "g n t d -> g t n d"))
+        flags = rearrange(time_mask, "b v -> (b v)")[:, None, None, None]  # ((B V), 1, 1, 1)
+        # Both branches run on every clip-view and each keeps the output of its own kind. Choosing rows instead
+        # would save one layer's work but costs a host sync (nonzero), and a rank whose clips all drew one kind
+        # would skip the other branch's gather and reduce while the other ranks wait for it under DDP / FSDP.
+        emb = rearrange(temb, "(b t v) d -> (b v) t d", b=b, t=t, v=v)  # ((B V), T, D)
+        _, spatial = self._run(self.spatial, rearrange(groups, "g t n d -> (g t) n d"),
+                               rearrange(ctx_groups, "g t m d -> (g t) m d"), rearrange(emb, "g t d -> (g t) d"))
+        temporal = self._run(self.temporal, rearrange(groups, "g t n d -> g n t d"), ctx_groups, action,
+                             frame_temb, pos, grid)  # ((B V), N, T, D)
+        out = torch.where(flags, rearrange(temporal, "g n t d -> g t n d"),
+                          rearrange(spatial, "(g t) n d -> g t n d", t=t))  # ((B V), T, N, D)
         return rearrange(out, "(b v) t n d -> (b t v) n d", b=b, v=v)  # ((B T V), N, D)
+
