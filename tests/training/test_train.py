@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from tests.conftest import TINY_RUN
+from tests.data.nuscenes_fixture import FakeScene, write_nuscenes
+from tests.training.test_data_configs_cli import _opendv as write_opendv
 from worldmodel.checkpoint import load_world_model
 from worldmodel.config import CONF_DIR, compose_config
 from worldmodel.training.resume import ResumeError
@@ -29,8 +31,20 @@ def _test_sized(experiment: str) -> list[str]:
             "gradient_checkpointing=false", *pool]
 
 
+@pytest.fixture(scope="module")
+def paper_data(tmp_path_factory) -> dict[str, str]:
+    """Tiny nuScenes (six cameras) and OpenDV-YouTube trees in the real formats, for the sd3_stage* recipes."""
+    root = tmp_path_factory.mktemp("paper_data")
+    write_nuscenes(root / "nuscenes", [FakeScene(name, seconds=1.0) for name in ("scene-0001", "scene-0003")])
+    write_opendv(root / "opendv")
+    return {"NUSCENES_ROOT": str(root / "nuscenes"), "OPENDV_ROOT": str(root / "opendv")}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path) -> None:
+def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path, paper_data: dict[str, str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, folder in paper_data.items():
+        monkeypatch.setenv(name, folder)
     cfg = compose_config("train", [f"experiment={experiment}", "debug=fast_dev_run", "data.clip.size=[32,64]",
                                    *_test_sized(experiment), f"run_dir={tmp_path}"])
     result = train(cfg)

@@ -89,7 +89,10 @@ def gather_full_state_dict(trainer: pl.Trainer) -> dict[str, torch.Tensor]:
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-    config = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+    # CPU processes (gloo) keep the gathered weights where they are: torch's offload copy of a CPU tensor
+    # releases memory the state dict still points at (a segmentation fault in the clone that follows).
+    on_gpu = trainer.strategy.root_device.type != "cpu"
+    config = FullStateDictConfig(offload_to_cpu=on_gpu, rank0_only=True)
     with FSDP.state_dict_type(trainer.strategy.model, StateDictType.FULL_STATE_DICT, config):
         return trainer.strategy.model.state_dict()
 

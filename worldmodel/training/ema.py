@@ -22,10 +22,17 @@ class EMAWeights(nn.Module):
         self.warmup = warmup
         self.shadow = copy.deepcopy(model).requires_grad_(False).eval()
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        # A host copy of num_updates for the decay: reading the buffer at every step would make the host wait for
+        # the GPU (a sync per step). Loading a state dict refreshes it from the buffer.
+        self._updates = 0
+        self.register_load_state_dict_post_hook(lambda module, incompatible_keys: module._read_count())
+
+    def _read_count(self) -> None:
+        self._updates = int(self.num_updates)
 
     def current_decay(self) -> float:
         """Decay for the next update; warm-up keeps early averages from clinging to the init."""
-        n = int(self.num_updates)
+        n = self._updates
         if not self.warmup:
             return self.decay
         return min(self.decay, (1.0 + n) / (10.0 + n))
@@ -42,6 +49,7 @@ class EMAWeights(nn.Module):
         for (_, s), (_, b) in zip(self.shadow.named_buffers(), model.named_buffers()):
             s.copy_(b)
         self.num_updates += 1
+        self._updates += 1
 
     def train(self, mode: bool = True) -> EMAWeights:
         """The shadow always stays in eval mode (no dropout, no MR)."""

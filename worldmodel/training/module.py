@@ -7,6 +7,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
@@ -160,6 +161,19 @@ class WorldModelModule(pl.LightningModule):
         raise NonFiniteLossError(
             f"non-finite training loss ({value} on this rank) at {where}; training stopped ({why}). "
             f"Lower optim.lr, check those clips, use trainer.precision=32-true, or set faults.nonfinite_loss=skip")
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        # Lightning's FSDP precision refuses clipping by norm: under FSDP each rank holds a shard of every
+        # gradient, and only the root FSDP module can reduce the shards' norms into the total one.
+        root = self.trainer.model
+        if gradient_clip_val and isinstance(root, FullyShardedDataParallel):
+            if gradient_clip_algorithm not in (None, "norm"):
+                raise ValueError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm!r} is not supported "
+                                 f"with FSDP; use norm (the default)")
+            root.clip_grad_norm_(gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -20,7 +20,7 @@ from worldmodel.training.module import WorldModelModule
 from worldmodel.training.preemption import PreemptionCheckpoint
 from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.self_forcing import SelfForcing
-from worldmodel.training.trainable import select_trainable
+from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,26 @@ def _check_codec_fits_model(codec: Any, model: Any) -> None:
             f"or set model.in_channels={codec.latent_channels} model.out_channels={codec.latent_channels}")
 
 
+def strategy_checkpoints(trainer: DictConfig) -> bool:
+    """Whether the trainer's strategy applies activation checkpointing itself (trainer=fsdp follows
+    gradient_checkpointing): the model's own checkpointing then stays off, so no block is recomputed twice."""
+    strategy = trainer.get("strategy")
+    return isinstance(strategy, DictConfig) and bool(strategy.get("activation_checkpointing", False))
+
+
 def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModule:
     """The LightningModule of a composed config (model, codec, objective, sampler, optimiser, EMA)."""
     model = instantiate(cfg.model, _convert_="all")
+    objective = instantiate(cfg.objective, _convert_="all")
     select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
-    if cfg.gradient_checkpointing:
+    if idle := freeze_idle_groups(model, objective):
+        log.info("frozen, the objective never runs them: %s", ", ".join(idle))
+    if cfg.gradient_checkpointing and not strategy_checkpoints(cfg.trainer):
         model.enable_gradient_checkpointing()
     codec = instantiate(cfg.codec, _convert_="all")
     _check_codec_fits_model(codec, model)
     return WorldModelModule(
-        model=model, codec=codec, objective=instantiate(cfg.objective, _convert_="all"),
+        model=model, codec=codec, objective=objective,
         sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
         ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config,
         faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)),

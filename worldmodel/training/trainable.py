@@ -26,3 +26,20 @@ def select_trainable(model: nn.Module, groups: Sequence[str] | None) -> int:
     if count == 0:
         raise ValueError(f"trainable={list(groups)} leaves no parameter to train in this model")
     return count
+
+
+def freeze_idle_groups(model: nn.Module, objective: object) -> list[str]:
+    """Freeze the parameter groups the objective never runs (the MR modules when MR is off); returns their names.
+
+    Under DDP every trainable parameter must receive a gradient at every step (no unused-parameter search), and
+    an idle module's AdamW state would only cost memory. A later stage that turns MR on trains them again.
+    """
+    idle = []
+    if getattr(objective, "mr_probability", 0.0) == 0.0 and getattr(model, "reconstruction", None) is not None:
+        idle.append("mr")
+    for group in idle:
+        for name in PARAMETER_GROUPS[group]:
+            module = getattr(model, name, None)
+            if isinstance(module, nn.Module):
+                module.requires_grad_(False)
+    return idle
