@@ -1,0 +1,76 @@
+"""`plan(cfg)`: what a composed training run will cost on a named GPU, measured on fake tensors."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from worldmodel.plan.estimate import RankMemory, Timing, fits, per_rank_memory, sample_time, step_time
+from worldmodel.plan.fake_step import SampleCount, StepCount, measure_sampling, measure_training_step
+from worldmodel.plan.gpus import GPU, gpu_named
+
+
+@dataclass
+class Plan:
+    """A run's plan: the measured step and sampling chunk, and what they mean on `gpu` over `ranks` GPUs."""
+
+    gpu: GPU
+    mfu: float
+    ranks: int
+    strategy: str
+    step: StepCount
+    memory: RankMemory
+    timing: Timing
+    fits: bool
+    sample: SampleCount | None = None
+    sample_s: float | None = None
+    # What to change when it does not fit, each with the per-GPU peak it would give where it was measured.
+    knobs: list[tuple[str, float | None]] = field(default_factory=list)
+
+
+def strategy_of(cfg: DictConfig, requested: str | None) -> str:
+    """single, ddp or fsdp: as plan.strategy says, else as the run's trainer does."""
+    if requested:
+        return str(requested)
+    target = str(OmegaConf.select(cfg, "trainer.strategy._target_", default="") or "")
+    return "fsdp" if "fsdp" in target.lower() else "ddp" if "DDP" in target else "single"
+
+
+def plan(cfg: DictConfig) -> Plan:
+    """Measure the run of `cfg` (a composed `train` config with a `plan` section) and judge it."""
+    settings = cfg.plan
+    gpu = gpu_named(str(settings.gpu))
+    ranks = int(settings.gpus)
+    if ranks < 1:
+        raise ValueError(f"plan.gpus must be >= 1, got {ranks}")
+    strategy = strategy_of(cfg, settings.get("strategy"))
+    step = measure_training_step(cfg)
+    memory = per_rank_memory(step, strategy, ranks)
+    steps = settings.get("steps")
+    result = Plan(gpu=gpu, mfu=float(settings.mfu), ranks=ranks, strategy=strategy, step=step, memory=memory,
+                  timing=step_time(step.flops, gpu, float(settings.mfu), None if steps is None else int(steps)),
+                  fits=fits(memory.total, gpu))
+    if settings.get("sample", True):
+        result.sample = measure_sampling(cfg)
+        result.sample_s = sample_time(result.sample, gpu, result.mfu)
+    if not result.fits:
+        result.knobs = _knobs(cfg, step, strategy, ranks)
+    return result
+
+
+def _knobs(cfg: DictConfig, step: StepCount, strategy: str, ranks: int) -> list[tuple[str, float | None]]:
+    """Changes that lower the peak, in the order to try them; the first two are measured."""
+    knobs: list[tuple[str, float | None]] = []
+    if not step.gradient_checkpointing:
+        checkpointed = copy.deepcopy(cfg)
+        OmegaConf.update(checkpointed, "gradient_checkpointing", True)
+        measured = measure_training_step(checkpointed)
+        knobs.append(("gradient_checkpointing=true", per_rank_memory(measured, strategy, ranks).total))
+    if strategy != "fsdp" and ranks > 1:
+        knobs.append((f"trainer=fsdp (over the {ranks} GPUs)", per_rank_memory(step, "fsdp", ranks).total))
+    b = step.clip[0]
+    if b > 1:
+        knobs.append((f"data.batch_size={max(1, b // 2)}", None))
+    knobs.append((f"data.clip.num_frames={max(1, step.clip[1] // 2)}", None))
+    return knobs
