@@ -28,10 +28,7 @@ from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
 from worldmodel.config import compose_config
-
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
-BF16_PEAK = {"H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.0e12, "H100": 989.4e12,
-             "H200": 989.4e12, "A100": 312.0e12, "L40S": 362.0e12, "RTX 4090": 165.2e12}
+from worldmodel.plan.gpus import bf16_peak_of_device_name
 
 # (name, model preset, views, frames, pixel size, latent downsampling, batch)
 GPU_LAYOUTS = [("base long", "base", 1, 25, (288, 512), 8, 1), ("base mview", "base_mview", 6, 8, (288, 512), 8, 1),
@@ -58,8 +55,7 @@ class Row:
 def bf16_peak(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in BF16_PEAK.items() if key in name), None)
+    return bf16_peak_of_device_name(torch.cuda.get_device_name(device))
 
 
 def build(preset: str, mr: bool, gc_on: bool, device: torch.device):

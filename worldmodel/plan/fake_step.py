@@ -119,15 +119,14 @@ class _StepMemTracker(MemTracker):
 
 
 def _memory(tracker: MemTracker) -> Memory:
-    snapshot = tracker.get_tracker_snapshot("peak")
     by_kind: dict[str, int] = {}
-    for device_stats in snapshot.values():
+    for device_stats in tracker.get_tracker_snapshot("peak").values():
         for kind, value in device_stats.items():
-            by_kind[str(kind).rsplit(".", 1)[-1].upper()] = by_kind.get(str(kind).rsplit(".", 1)[-1].upper(), 0) + value
+            name = str(kind).rsplit(".", 1)[-1].upper()  # _MemRefType.PARAM -> PARAM
+            by_kind[name] = by_kind.get(name, 0) + value
     return Memory(weights=by_kind.get("PARAM", 0) + by_kind.get("BUFFER", 0), gradients=by_kind.get("GRAD", 0),
                   optimizer=by_kind.get("OPT", 0),
-                  activations=by_kind.get("ACT", 0) + by_kind.get("TMP", 0) + by_kind.get("TEMP", 0)
-                  + by_kind.get("OTH", 0))
+                  activations=by_kind.get("ACT", 0) + by_kind.get("TEMP", 0) + by_kind.get("OTH", 0))
 
 
 def _autocast(precision: str) -> contextlib.AbstractContextManager:
