@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.plan.analytic_flops import analytic_training_step_flops
 from worldmodel.config import CONF_DIR, compose_config
 from worldmodel.plan.estimate import per_rank_memory
 from worldmodel.plan.fake_step import measure_training_step
@@ -25,6 +26,16 @@ def test_fake_step_peak_is_within_20_percent_of_a_real_cpu_step() -> None:
     # The real figure excludes the weights, built before its baseline.
     assert abs((planned.peak.total - planned.peak.weights) / real - 1) < 0.2
     assert planned.passes == 2 and planned.flops > 0
+
+
+@pytest.mark.parametrize("extra", [[], ["gradient_checkpointing=true"], ["experiment=quickstart_mview"]],
+                         ids=["quickstart_mr", "checkpointed", "quickstart_mview"])
+def test_planned_flops_are_within_5_percent_of_an_analytic_count(extra: list[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = compose_config("train", RUN + extra)
+    planned = measure_training_step(cfg).flops
+    analytic = analytic_training_step_flops(cfg, monkeypatch)
+    assert abs(planned / analytic - 1) < 0.05, (planned, analytic)
 
 
 def test_fsdp_divides_the_sharded_state() -> None:
