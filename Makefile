@@ -9,7 +9,7 @@ ifndef RUN_DIR
 RUN_DIR := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 endif
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench gpu-sim clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PY=/path/to/python3.11)"; exit 1; }
@@ -43,6 +43,25 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
+
+# The GPU code path without a GPU: torch's CUDA build (from this machine's disk where it lies there) in its own
+# virtualenv, so that .venv keeps the CPU wheel; the paper recipes' training step and rollout chunk then run on
+# fake `cuda` tensors in bf16 (worldmodel/plan/gpu_sim.py), and the checker's own tests.
+GPU_SIM_VENV := .venv-gpu-sim
+GPU_SIM_STAMP := $(GPU_SIM_VENV)/.installed
+$(GPU_SIM_STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PY=/path/to/python3.11)"; exit 1; }
+	test -x $(GPU_SIM_VENV)/bin/python || $(PY) -m venv $(GPU_SIM_VENV)
+	$(GPU_SIM_VENV)/bin/pip install --quiet torch==2.14.1
+	$(PY) -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+		print('\n'.join(d for d in deps if not d.startswith('torch=')))" > $(GPU_SIM_VENV)/requirements.txt
+	$(GPU_SIM_VENV)/bin/pip install --quiet -r $(GPU_SIM_VENV)/requirements.txt
+	$(GPU_SIM_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(GPU_SIM_STAMP)
+
+gpu-sim: $(GPU_SIM_STAMP)
+	$(GPU_SIM_VENV)/bin/python -m worldmodel.plan.gpu_sim
+	$(GPU_SIM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/plan/test_gpu_sim.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all

@@ -76,7 +76,10 @@ class DiffusersVAECodec(LatentCodec):
             vae = AutoencoderKL.from_pretrained(folder, local_files_only=True, torch_dtype=torch_dtype,
                                                 low_cpu_mem_usage=False)
         else:
-            vae = AutoencoderKL.from_config(_plain(config)).to(torch_dtype)
+            vae = AutoencoderKL.from_config(_plain(config))
+            # Built in float32; cast only to another dtype (a no-op .to() still rebuilds every parameter).
+            if torch_dtype != torch.float32:
+                vae = vae.to(torch_dtype)
         # Frozen: the codec is a fixed coordinate system for the world model, never trained here.
         vae.requires_grad_(False)
         vae.eval()

@@ -133,7 +133,11 @@ class FlowEulerSampler:
         is_reference = (torch.arange(num_frames, device=device) < k)[None].expand(b, -1)  # (B, T)
         if actions is not None and action_valid is None:
             action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
-        use_cfg = self.cfg_scale != 1.0 and actions is not None and bool(action_valid.any())
+        # With no valid action group the conditional and unconditional predictions are the same and guidance is
+        # skipped. The check reads the mask only where it is on the host already: reading a GPU tensor would make
+        # the host wait for the device at every chunk, and guiding with identical halves gives the same result.
+        use_cfg = self.cfg_scale != 1.0 and actions is not None and (
+            action_valid.device.type != "cpu" or bool(action_valid.any()))
         if use_cfg:
             batch_actions = torch.cat([actions, actions])  # (2B, S)
             batch_valid = torch.cat([action_valid.bool(), torch.zeros_like(action_valid, dtype=torch.bool)])
