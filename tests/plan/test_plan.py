@@ -1,6 +1,7 @@
 """worldmodel-plan on fake tensors agrees with a real CPU step's memory, and the CLI prints a verdict."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,20 @@ def test_planned_flops_are_within_5_percent_of_an_analytic_count(extra: list[str
     planned = measure_training_step(cfg).flops
     analytic = analytic_training_step_flops(cfg, monkeypatch)
     assert abs(planned / analytic - 1) < 0.05, (planned, analytic)
+
+
+def test_the_fsdp_split_agrees_with_fsdp2s_memory_tracker_on_a_fake_process_group() -> None:
+    # `small` (80 M parameters) at a short clip, so that weights and AdamW state are a real share of the peak.
+    run = ["experiment=quickstart_mr", "ema.enabled=false", "model=small", "data.batch_size=1",
+           "data.clip.num_frames=4"]
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+    out = subprocess.run([sys.executable, str(HERE / "fsdp2_peak.py"), "8", *run], env=env, check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    tracked = json.loads(out.strip().splitlines()[-1])
+    planned = per_rank_memory(measure_training_step(compose_config("train", run)), "fsdp", 8)
+    assert abs(planned.total / tracked["Total"] - 1) < 0.1, (planned, tracked)
+    state = ("SHARDED_PARAM", "UNSHARDED_PARAM", "BUFFER", "ALL_GATHER", "OPT")
+    assert abs((planned.memory.weights + planned.memory.optimizer) / sum(tracked[k] for k in state) - 1) < 0.1
 
 
 def test_fsdp_divides_the_sharded_state() -> None:
