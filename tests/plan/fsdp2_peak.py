@@ -16,7 +16,7 @@ from torch.testing._internal.distributed.fake_pg import FakeStore
 
 from worldmodel.config import compose_config
 from worldmodel.plan.codec import plannable_codec
-from worldmodel.plan.fake_step import _fake, _TrainingStep, build_for_plan
+from worldmodel.plan.fake_step import _fake, _TrainingStep, build_for_plan, step_inputs
 from worldmodel.training.fsdp import BLOCK_CLASSES
 from worldmodel.training.trainable import freeze_idle_groups
 
@@ -35,11 +35,7 @@ def main(ranks: int, overrides: list[str]) -> dict[str, int]:
                 fully_shard(module, mesh=mesh)
         step = fully_shard(_TrainingStep(model, codec, objective), mesh=mesh)
         optimizer = torch.optim.AdamW([p for p in step.parameters() if p.requires_grad], lr=1e-5)
-        b, t = int(cfg.data.batch_size), int(cfg.data.clip.num_frames)
-        h, w = (int(x) for x in cfg.data.clip.size)
-        inputs = (torch.zeros(b, t, int(model.config.num_views), h, w, 3, dtype=torch.uint8),
-                  torch.full((b,), max(int(c) for c in cfg.reference_frames.choices)), torch.zeros(b, 19),
-                  torch.ones(b, 5, dtype=torch.bool))
+        inputs = step_inputs(cfg, model, codec, encodes=True)
 
         def one_step() -> None:
             step(*inputs).backward()

@@ -183,6 +183,18 @@ def _clip_shape(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int, int, 
     return int(cfg.data.batch_size), int(cfg.data.clip.num_frames), views, height, width
 
 
+def step_inputs(cfg: DictConfig, model: nn.Module, codec: nn.Module, encodes: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training batch of the run's shape: uint8 frames (B, T, V, H, W, 3) when the step encodes them, else
+    latents (B, T, V, C, h, w); the most reference frames the run draws; actions (B, 19) and all groups valid."""
+    b, t, v, h, w = _clip_shape(cfg, model)
+    down = codec.downsample
+    data = (torch.zeros(b, t, v, h, w, 3, dtype=torch.uint8) if encodes
+            else torch.randn(b, t, v, model.config.in_channels, h // down, w // down))
+    num_reference = torch.full((b,), max(int(c) for c in cfg.reference_frames.choices), dtype=torch.long)
+    return data, num_reference, torch.zeros(b, 19), torch.ones(b, 5, dtype=torch.bool)
+
+
 @contextlib.contextmanager
 def _fake() -> Iterator[FakeTensorMode]:
     # Constants some modules hold as plain tensors (the DCT basis) are taken in as fake ones.
@@ -231,10 +243,7 @@ def measure_training_step(cfg: DictConfig) -> StepCount:
         optimizer = torch.optim.AdamW(trainable, lr=1e-5)
         b, t, v, h, w = _clip_shape(cfg, model)
         down = codec.downsample
-        data = (torch.zeros(b, t, v, h, w, 3, dtype=torch.uint8) if encodes
-                else torch.randn(b, t, v, model.config.in_channels, h // down, w // down))
-        num_reference = torch.full((b,), max(int(c) for c in cfg.reference_frames.choices), dtype=torch.long)
-        actions, valid = torch.zeros(b, 19), torch.ones(b, 5, dtype=torch.bool)
+        data, num_reference, actions, valid = step_inputs(cfg, model, codec, encodes)
         passes = _count_passes(model)
 
         def one_step() -> None:

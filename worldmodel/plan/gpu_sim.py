@@ -34,7 +34,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from worldmodel.config import compose_config
 from worldmodel.plan.codec import plannable_codec
-from worldmodel.plan.fake_step import _clip_shape, _fake, _TrainingStep, build_for_plan
+from worldmodel.plan.fake_step import _clip_shape, _fake, _TrainingStep, build_for_plan, step_inputs
 from worldmodel.plan.host_sync import HostSyncFinder
 
 RECIPES = (["experiment=sd3_stage2_long"], ["experiment=sd3_stage3_mview"])
@@ -71,15 +71,6 @@ def _on_the_host(schedule):
         with unset_fake_temporarily():
             return schedule(*args, **kwargs)
     return real_schedule
-
-
-def _inputs(cfg: DictConfig, model: nn.Module, codec, encodes: bool):
-    b, t, v, h, w = _clip_shape(cfg, model)
-    down = codec.downsample
-    data = (torch.zeros(b, t, v, h, w, 3, dtype=torch.uint8) if encodes
-            else torch.randn(b, t, v, model.config.in_channels, h // down, w // down))
-    num_reference = torch.full((b,), max(int(c) for c in cfg.reference_frames.choices), dtype=torch.long)
-    return data, num_reference, torch.zeros(b, 19), torch.ones(b, 5, dtype=torch.bool)
 
 
 def to_device(module: nn.Module, device: str) -> nn.Module:
@@ -127,9 +118,8 @@ def check_training_step(cfg: DictConfig) -> str:
         # torch picks the foreach implementation for CUDA parameters (the run's AdamW leaves foreach unset); on
         # fake tensors it cannot tell, so it is named.
         optimizer = torch.optim.AdamW(trainable, lr=1e-5, foreach=True)
-        data, num_reference, actions, valid = _inputs(cfg, model, codec, encodes)
         # The batch as Lightning hands it to the step: moved to the device.
-        inputs = [x.to("cuda") for x in (data, num_reference, actions, valid)]
+        inputs = [x.to("cuda") for x in step_inputs(cfg, model, codec, encodes)]
         with HostSyncFinder(), cuda_autocast_without_driver(), torch.autocast("cuda", dtype=torch.bfloat16):
             loss = step(*inputs)
         if loss.device.type != "cuda" or loss.dtype != torch.float32:
@@ -145,7 +135,8 @@ def check_training_step(cfg: DictConfig) -> str:
             s.device.type for state in optimizer.state.values() for s in state.values() if s.ndim > 0}
         if devices != {"cuda"}:
             raise AssertionError(f"after the step, weights or optimiser state on {devices}")
-        return f"forward + loss + AdamW + EMA on cuda, {sum(p.numel() for p in trainable) / 1e6:,.0f} M trainable parameters"
+        count = sum(p.numel() for p in trainable)
+        return f"forward + loss + AdamW + EMA on cuda, {count / 1e6:,.0f} M trainable parameters"
 
 
 def check_rollout_chunk(cfg: DictConfig) -> str:

@@ -3,7 +3,7 @@ an output whose shape depends on the data (`nonzero`, boolean-mask indexing, `un
 
 On a GPU each of these stalls the CPU until every queued kernel has run, so a training step or a sampling chunk
 that has one loses the overlap of Python and GPU work. Under `FakeTensorMode` most of them cannot even run (a fake
-tensor has no value); this mode names the first one and the line of this package that asked for it.
+tensor has no value); this mode names the first one and the line outside torch that asked for it.
 """
 from __future__ import annotations
 
