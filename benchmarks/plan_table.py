@@ -1,14 +1,18 @@
 """The paper-size plan table: `worldmodel-plan`'s figures for sd3_medium long and mview, on fake tensors (no GPU).
 
-    python -m benchmarks.plan_table            # prints a Markdown table (about 15 minutes on 2 cores)
+    python -m benchmarks.plan_table                 # prints the Markdown tables (about 4 minutes on 2 cores)
+    python -m benchmarks.plan_table --sampling-only # the sampling table alone
 
 Rows: each layout (`sd3_stage2_long`: batch 1 x 25 x 288x512; `sd3_stage3_mview`: 8 frames x 6 views) with
 gradient checkpointing on / off and MR on / off; columns: FLOPs per step, seconds per step at 40 % MFU of an H100,
 peak memory per GPU on one GPU and under FSDP over 8 (weights, gradients, AdamW state and the EMA copy divided by 8,
-plus two gathered blocks). Then sampling one clip per layout (30 Euler steps, CFG 4): predicted seconds and peak.
+plus two gathered blocks). Then sampling one clip per layout (30 Euler steps, CFG 4) at worldmodel-rollout's GPU
+precisions (`bf16`: float32 weights under bf16 autocast, what `auto` picks; `bf16-true`: bfloat16 weights):
+predicted seconds and peak.
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 from worldmodel.config import compose_config
@@ -22,8 +26,18 @@ MFU = 0.4
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sampling-only", action="store_true", help="only the sampling table")
+    args = parser.parse_args()
     gpu = gpu_named("H100")
     began = time.perf_counter()
+    if not args.sampling_only:
+        training_table(gpu)
+    sampling_table(gpu)
+    print(f"\n({time.perf_counter() - began:.0f} s)")
+
+
+def training_table(gpu) -> None:
     print("| layout | MR | grad ckpt | TFLOP / step | s / step (H100, 40 % MFU) | peak, 1 GPU (GiB) | "
           "of which weights / grads / AdamW / activations | peak, FSDP x 8 (GiB) |")
     print("|---|---|---|---|---|---|---|---|")
@@ -41,14 +55,17 @@ def main() -> None:
                       f"{m.total / GIB:.1f} | {m.weights / GIB:.1f} / {m.gradients / GIB:.1f} / "
                       f"{m.optimizer / GIB:.1f} / {m.activations / GIB:.1f} | {fsdp.total / GIB:.1f} |", flush=True)
     print()
+
+
+def sampling_table(gpu) -> None:
     print("| layout | sampling one clip (30 steps, CFG 4) | TFLOP | s (H100, 40 % MFU) | peak (GiB) | weights (GiB) |")
     print("|---|---|---|---|---|---|")
     for layout, experiment in LAYOUTS.items():
-        sample = measure_sampling(compose_config("train", [experiment]))
-        print(f"| {layout} | {sample.frames} frames, bf16 autocast, fp32 weights | {sample.flops / 1e12:,.0f} | "
-              f"{sample_time(sample, gpu, MFU):.1f} | {sample.peak.total / GIB:.1f} | "
-              f"{sample.peak.weights / GIB:.1f} |", flush=True)
-    print(f"\n({time.perf_counter() - began:.0f} s)")
+        for precision in ("bf16", "bf16-true"):
+            sample = measure_sampling(compose_config("train", [experiment]), precision)
+            print(f"| {layout} | {sample.frames} frames, `precision={precision}` ({sample.precision}) | "
+                  f"{sample.flops / 1e12:,.0f} | {sample_time(sample, gpu, MFU):.1f} | "
+                  f"{sample.peak.total / GIB:.1f} | {sample.peak.weights / GIB:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -91,11 +91,11 @@ def _read_export(path: Path) -> tuple[dict[str, Any], Path]:
     return info, path / "model"
 
 
-def _read_lightning(path: Path) -> dict[str, Any]:
+def _read_lightning(path: Path, mmap: bool = False) -> dict[str, Any]:
     from worldmodel.training.module import CHECKPOINT_KEY
 
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
@@ -180,8 +180,26 @@ def model_from_training_state(config: dict[str, Any], state: dict[str, torch.Ten
     return model
 
 
-def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedWorldModel:
-    """Load an export folder or a Lightning `.ckpt` of worldmodel-train, EMA weights preferred."""
+def stored_run_config(path: str | Path) -> dict[str, Any]:
+    """The run config of an export folder or a Lightning `.ckpt`, without reading its weights (a `.ckpt` is
+    memory-mapped, so only the pages of its small entries are read), its model, codec and sampler sections
+    checked to name only worldmodel's own classes. For `worldmodel-plan checkpoint=`."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise CheckpointError(f"checkpoint {source} does not exist; pass an export folder (<run_dir>/export) or a "
+                              f".ckpt (<run_dir>/checkpoints/last.ckpt)")
+    config = _read_export(source)[0].get("config") if source.is_dir() else (
+        _read_lightning(source, mmap=True)["worldmodel"].get("config"))
+    _check_sections(config, ("model", "codec", "sampler"), source)
+    return config
+
+
+def load_world_model(path: str | Path, device: str | torch.device = "cpu",
+                     weights_dtype: torch.dtype | None = None) -> LoadedWorldModel:
+    """Load an export folder or a Lightning `.ckpt` of worldmodel-train, EMA weights preferred.
+
+    `weights_dtype` (e.g. torch.bfloat16) casts the network's weights before they move to `device`, so the device
+    never holds the float32 copy; the codec keeps its own dtype."""
     from worldmodel.model import MaskGWM
 
     source = Path(path).expanduser()
@@ -203,6 +221,9 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> Lo
         model = model_from_training_state(config, checkpoint["state_dict"], source)
     codec = _build(config, "codec", source)
     sampler = _build(config, "sampler", source)
+    if weights_dtype is not None:
+        # nn.Module's own `to`: diffusers' override warns on every dtype cast, even with no float32-only modules.
+        model = nn.Module.to(model, weights_dtype)
     model = model.to(device).eval()
     return LoadedWorldModel(model=model, codec=codec.to(device).eval(), sampler=sampler,
                             config=config, source=source, step=step)

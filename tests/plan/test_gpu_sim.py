@@ -19,7 +19,8 @@ def test_the_quickstart_step_and_chunk_run_on_fake_cuda(capsys: pytest.CaptureFi
 
     assert main(RUN) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all(" ok " in line for line in lines), lines
+    assert len(lines) == 3 and all(" ok " in line for line in lines), lines
+    assert "bfloat16 weights" in lines[2] and "float32 weights" in lines[1]
 
 
 def test_a_host_sync_in_the_sampler_is_found_with_its_line(monkeypatch: pytest.MonkeyPatch,

@@ -6,8 +6,8 @@ from omegaconf import DictConfig
 
 from worldmodel.cli.guard import check_override_types, run_command, user_errors
 from worldmodel.config import CONF_DIR
-from worldmodel.plan.report import format_plan
-from worldmodel.plan.run import plan
+from worldmodel.plan.report import format_plan, format_sampling_plan
+from worldmodel.plan.run import plan, plan_sampling
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="plan")
@@ -15,6 +15,9 @@ def hydra_main(cfg: DictConfig) -> None:
     """Print what the composed run costs; a wrong option (an unknown GPU, a bad share) is one line."""
     with user_errors("worldmodel-plan", extra=(ValueError,)):
         check_override_types(cfg)
+        if cfg.checkpoint is not None:
+            print(format_sampling_plan(plan_sampling(cfg)))
+            return
         result = plan(cfg)
     print(format_plan(result, title=str(cfg.task_name)))
 

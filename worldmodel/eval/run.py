@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
@@ -28,8 +27,9 @@ from worldmodel.eval.unreadable import UnreadableClips, skips_path
 from worldmodel.files import atomic_write_json
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 from worldmodel.rollout.jobs import ModelRig
-from worldmodel.rollout.run import autocast_dtype, held_out_dataset, pick_device, with_sampler_overrides
+from worldmodel.rollout.run import held_out_dataset
 from worldmodel.rollout.warp_start import WarpStart, WarpStartError
+from worldmodel.runtime import SamplingPrecision, pick_device, sampling_precision, with_sampler_overrides
 from worldmodel.safe_build import build_stored_config
 from worldmodel.viz import camera_mosaic, side_by_side, write_video
 
@@ -72,7 +72,7 @@ def _sample_video(path: Path, truth: np.ndarray, generated: np.ndarray, cameras:
 
 def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSchedule, frames: int,
                      indices: list[int], dataset_size: int, sampler: Any, loaded: LoadedWorldModel,
-                     precision: torch.dtype | None, seg: list[tuple[str, int, int]],
+                     precision: SamplingPrecision, seg: list[tuple[str, int, int]],
                      warp_start: float | None) -> dict[str, Any]:
     """What decided the numbers, written next to them."""
     k = protocol.first_reference
@@ -87,7 +87,7 @@ def _protocol_record(protocol: EvalProtocol, rig: ModelRig, schedule: ChunkSched
             "sampler_steps": sampler.num_steps, "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
             "sampler_evaluations": sampler.evaluations(1.0 if warp_start is None else warp_start),
             "warp_start": warp_start, "warp_condition": takes_warp(loaded.model),
-            "precision": str(precision or "float32"),
+            "precision": precision.label,
             "noise_seed_of_video_i": f"{protocol.seed} + i",
             "fid_features": f"Inception-v3 TF 2015-12-05 pool3 2048-d, bilinear antialiased resize to "
                             f"{INCEPTION_SIZE}x{INCEPTION_SIZE}, x/128-1",
@@ -132,7 +132,8 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     protocol = EvalProtocol.from_config(OmegaConf.to_container(cfg.protocol, resolve=True))
     device = pick_device(cfg.device)
-    loaded = load_world_model(cfg.checkpoint, device=device)
+    precision = sampling_precision(cfg.precision, device)  # a bad precision= fails before the checkpoint loads
+    loaded = load_world_model(cfg.checkpoint, device=device, weights_dtype=precision.weights)
     sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn)
     rig = ModelRig.from_run_config(loaded.config)
     frames = protocol.video_frames(rig.fps)
@@ -153,7 +154,6 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     _check_views(first, loaded, protocol)
     views = np.asarray(first["frames"]).shape[1]
     seg = segments(k, frames, rig.fps, protocol.horizon_step_s)
-    precision = autocast_dtype(cfg.precision, device)
     record = _protocol_record(protocol, rig, schedule, frames, indices, len(dataset), sampler, loaded, precision, seg,
                               warp_start)
 
@@ -174,14 +174,14 @@ def evaluate(cfg: DictConfig) -> EvalResult:
     fingerprint = protocol.fingerprint(
         checkpoint=str(loaded.source), step=loaded.step, sampler_steps=sampler.num_steps,
         cfg_scale=sampler.cfg_scale, churn=sampler.churn, clips=indices, frames=frames, size=list(rig.size),
-        precision=str(precision),
+        precision=precision.fingerprint,
         # Only when set, so that evaluations begun before the warp start existed still resume.
         **({} if warp_start is None else {"warp_start": warp_start}))
     accumulator = new_accumulator()
     state = EvalState(_state_path(run_dir, shard, shards), fingerprint)
     state.restore(accumulator, resume=bool(cfg.resume))
 
-    engine = RolloutEngine(loaded.model, sampler, schedule, autocast_dtype=precision)
+    engine = RolloutEngine(loaded.model, sampler, schedule, autocast_dtype=precision.autocast)
     mine = [p for p in range(len(indices)) if p % shards == shard]
     todo = [p for p in mine if p not in accumulator.done]
     samples = run_dir / "videos"

@@ -65,9 +65,7 @@ class Timing:
 def step_time(flops: float, gpu: GPU, mfu: float, steps: int | None = None) -> Timing:
     """Seconds for `flops` on one GPU at `mfu` of its bf16 peak; with `steps`, hours for that many (data-parallel
     ranks each run one local step per global step, so the time does not shrink with more ranks)."""
-    if not 0.0 < mfu <= 1.0:
-        raise ValueError(f"plan.mfu must be in (0, 1] (e.g. 0.4 for 40 %), got {mfu}")
-    seconds = flops / (mfu * gpu.bf16_flops)
+    seconds = flops / (_checked(mfu) * gpu.bf16_flops)
     return Timing(seconds, None if steps is None else seconds * steps / 3600.0)
 
 
@@ -77,4 +75,10 @@ def fits(total_bytes: int, gpu: GPU) -> bool:
 
 
 def sample_time(sample: SampleCount, gpu: GPU, mfu: float) -> float:
-    return sample.flops / (mfu * gpu.bf16_flops)
+    return sample.flops / (_checked(mfu) * gpu.bf16_flops)
+
+
+def _checked(mfu: float) -> float:
+    if not 0.0 < mfu <= 1.0:
+        raise ValueError(f"plan.mfu must be in (0, 1] (e.g. 0.4 for 40 %), got {mfu}")
+    return mfu

@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from worldmodel.model.maskgwm import PARAMETER_GROUPS
 from worldmodel.plan.codec import plannable_codec
 from worldmodel.plan.live_bytes import PeakLiveBytes
+from worldmodel.runtime import sampling_precision
 from worldmodel.viz import from_uint8
 
 ATTENTION_KERNEL = ("fused flash attention (no sequence x sequence score matrix kept); FLOPs 4 b h s_q s_k d "
@@ -82,7 +83,7 @@ class StepCount:
 
 @dataclass
 class SampleCount:
-    """What one fake sampling chunk measured: one clip of `frames` frames, `steps` Euler steps, CFG or not."""
+    """What one fake sampling chunk measured: `clips` clips of `frames` frames, `steps` Euler steps, CFG or not."""
 
     flops: float
     peak: Memory
@@ -90,6 +91,8 @@ class SampleCount:
     cfg: bool
     frames: int
     decode_flops: float
+    precision: str  # as worldmodel.runtime.SamplingPrecision.label says it
+    clips: int = 1
 
 
 class _StepMemTracker(MemTracker):
@@ -304,17 +307,41 @@ def _set_checkpointing(model: nn.Module, on: bool) -> None:
             module.gradient_checkpointing = on
 
 
-def measure_sampling(cfg: DictConfig, precision: str = "bf16-mixed") -> SampleCount:
-    """One clip of the run's shape sampled as `worldmodel-rollout` does: fp32 weights under autocast, every Euler
-    step one forward of the conditional and unconditional batch together (CFG), then the codec's decode of the
-    new frames. One forward is counted and multiplied by the steps: every step runs the same shapes."""
+def fake_to(module: nn.Module, device: str | torch.device | None = None,
+            dtype: torch.dtype | None = None) -> nn.Module:
+    """`module.to(device, dtype)` for fake tensors: parameters and buffers replaced by tensors on `device` (the
+    floating-point ones in `dtype`), what `.to()` changes and nothing more. (`.to()` itself swaps each fake
+    parameter in place, which torch refuses.)"""
+
+    def moved(tensor: torch.Tensor) -> torch.Tensor:
+        cast = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+        return torch.empty_like(tensor, device=device or tensor.device, dtype=cast)
+
+    for sub in module.modules():
+        for name, param in sub._parameters.items():
+            if param is not None:
+                sub._parameters[name] = nn.Parameter(moved(param), requires_grad=param.requires_grad)
+        for name, buffer in sub._buffers.items():
+            if buffer is not None:
+                sub._buffers[name] = moved(buffer)
+    return module
+
+
+def measure_sampling(cfg: DictConfig, precision: str = "bf16", clips: int = 1) -> SampleCount:
+    """`clips` clips of the run's shape sampled together as `worldmodel-rollout precision=PRECISION` does on a
+    GPU (`bf16`, what `auto` picks there: float32 weights under bf16 autocast; `bf16-true`: bfloat16 weights;
+    `fp32`), every Euler step one forward of the conditional and unconditional batch together (CFG), then the
+    codec's decode of the new frames. One forward is counted and multiplied by the steps: every step runs the same shapes."""
+    chosen = sampling_precision(precision, torch.device("cuda"))
     cfg, _ = build_for_plan(cfg)
     steps, cfg_scale = int(cfg.sampler.num_steps), float(cfg.sampler.cfg_scale)
     codec, _, _ = plannable_codec(cfg)
     with _fake():
         model = instantiate(cfg.model, _convert_="all").eval().requires_grad_(False)
+        if chosen.weights is not None:
+            fake_to(model, dtype=chosen.weights)  # as load_world_model casts them
         _, t, v, h, w = _clip_shape(cfg, model)
-        batch = 2 if cfg_scale != 1.0 else 1
+        batch = clips * (2 if cfg_scale != 1.0 else 1)
         down = codec.downsample
         latents = torch.randn(batch, t, v, model.config.in_channels, h // down, w // down)
         tau = torch.full((batch, t), 0.5)
@@ -325,13 +352,14 @@ def measure_sampling(cfg: DictConfig, precision: str = "bf16-mixed") -> SampleCo
         live.track(model, codec)
         weights = live.current
         with torch.no_grad(), live, FlopCounterMode(display=False, custom_mapping=_CPU_FLASH_FLOPS) as forward:
-            with _autocast(precision):
+            with torch.autocast("cpu", dtype=chosen.autocast or torch.float32, enabled=chosen.autocast is not None):
                 out = model(latents, tau, actions=actions, action_valid=valid, is_reference=is_reference)
             del out
             with FlopCounterMode(display=False, custom_mapping=_CPU_FLASH_FLOPS) as decode:
-                codec.decode_video(latents[:1, 1:])
+                codec.decode_video(latents[:clips, 1:])
         decode_flops = float(decode.get_total_flops())
         per_forward = float(forward.get_total_flops()) - decode_flops
         peak = Memory(weights=weights, activations=live.peak - weights)
         return SampleCount(flops=per_forward * steps + decode_flops, peak=peak, steps=steps,
-                           cfg=batch == 2, frames=t, decode_flops=decode_flops)
+                           cfg=cfg_scale != 1.0, frames=t, decode_flops=decode_flops,
+                           precision=chosen.label, clips=clips)

@@ -17,7 +17,8 @@ forward pass and the loss (MR's both passes), AdamW's step and the EMA update on
 The backward pass is not run here: torch's autograd engine asks the CUDA driver for a context whatever the
 tensors are, so it cannot run without one; it runs on fake CPU tensors in `worldmodel-plan`. The optimiser steps
 on zero gradients of the trainable parameters' shapes. The rollout chunk is `RolloutEngine.sample_chunk` (all
-Euler steps with CFG) and the codec's decode of the new frames. Prints one line per check; exits 1 on a finding.
+Euler steps with CFG) and the codec's decode of the new frames, once with float32 weights (rollout's `auto` on a
+GPU) and once with bfloat16 ones (`precision=bf16-true`). Prints one line per check; exits 1 on a finding.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from worldmodel.config import compose_config
 from worldmodel.plan.codec import plannable_codec
-from worldmodel.plan.fake_step import _clip_shape, _fake, _TrainingStep, build_for_plan, step_inputs
+from worldmodel.plan.fake_step import _clip_shape, _fake, _TrainingStep, build_for_plan, fake_to, step_inputs
 from worldmodel.plan.host_sync import HostSyncFinder
+from worldmodel.runtime import sampling_precision
 
 RECIPES = (["experiment=sd3_stage2_long"], ["experiment=sd3_stage3_mview"])
 
@@ -73,29 +75,16 @@ def _on_the_host(schedule):
     return real_schedule
 
 
-def to_device(module: nn.Module, device: str) -> nn.Module:
-    """`module.to(device)` for fake tensors: parameters and buffers replaced by tensors on `device`, what `.to()`
-    moves and nothing more. (`.to()` itself swaps each fake parameter in place, which torch refuses.)"""
-    for sub in module.modules():
-        for name, param in sub._parameters.items():
-            if param is not None:
-                sub._parameters[name] = nn.Parameter(torch.empty_like(param, device=device),
-                                                     requires_grad=param.requires_grad)
-        for name, buffer in sub._buffers.items():
-            if buffer is not None:
-                sub._buffers[name] = torch.empty_like(buffer, device=device)
-    return module
-
-
-def _built_and_moved(cfg: DictConfig, codec: nn.Module, train: bool):
-    """The network (built on the CPU, then moved, as Lightning does) and the codec, on fake `cuda`; raises on
-    tensor attributes that the move leaves behind. Call inside the fake mode, with the codec built outside it
-    (a codec computes and checks constants when it is built)."""
+def _built_and_moved(cfg: DictConfig, codec: nn.Module, train: bool, weights: torch.dtype | None = None):
+    """The network (built on the CPU, then moved, as Lightning does; its weights cast to `weights` where given,
+    as `load_world_model` casts them) and the codec, on fake `cuda`; raises on tensor attributes that the move
+    leaves behind. Call inside the fake mode, with the codec built outside it (a codec computes and checks
+    constants when it is built)."""
     model = instantiate(cfg.model, _convert_="all").train(train)
     unmoved = unmoved_tensors(model) + unmoved_tensors(codec)
     if unmoved:
         raise AssertionError(f"tensors that .to(device) does not move: {unmoved}")
-    return to_device(model, "cuda"), to_device(codec, "cuda")
+    return fake_to(model, "cuda", weights), fake_to(codec, "cuda")
 
 
 def check_training_step(cfg: DictConfig) -> str:
@@ -139,21 +128,23 @@ def check_training_step(cfg: DictConfig) -> str:
         return f"forward + loss + AdamW + EMA on cuda, {count / 1e6:,.0f} M trainable parameters"
 
 
-def check_rollout_chunk(cfg: DictConfig) -> str:
-    """One chunk of `RolloutEngine` (all Euler steps with CFG) and the decode, under bf16 autocast on `cuda`."""
+def check_rollout_chunk(cfg: DictConfig, precision: str = "bf16") -> str:
+    """One chunk of `RolloutEngine` (all Euler steps with CFG) and the decode, under bf16 autocast on `cuda`, as
+    `worldmodel-rollout precision=PRECISION` runs it (`bf16`: float32 weights; `bf16-true`: bfloat16 weights)."""
     from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
 
+    chosen = sampling_precision(precision, torch.device("cuda"))
     cfg, _ = build_for_plan(cfg)
     codec = plannable_codec(cfg)[0]
     with _fake():
-        model, codec = _built_and_moved(cfg, codec, train=False)
+        model, codec = _built_and_moved(cfg, codec, train=False, weights=chosen.weights)
         model.requires_grad_(False)
         sampler = instantiate(cfg.sampler, _convert_="all")
         sampler.visited = _on_the_host(sampler.visited)
         _, t, v, h, w = _clip_shape(cfg, model)
         down = codec.downsample
         k = max(int(c) for c in cfg.reference_frames.choices)
-        engine = RolloutEngine(model, sampler, ChunkSchedule(t, k, k, 1), autocast_dtype=torch.bfloat16)
+        engine = RolloutEngine(model, sampler, ChunkSchedule(t, k, k, 1), autocast_dtype=chosen.autocast)
         refs = torch.randn(1, k, v, model.config.in_channels, h // down, w // down, device="cuda")
         values, valid = torch.zeros(1, 19, device="cuda"), torch.ones(1, 5, dtype=torch.bool, device="cuda")
         with HostSyncFinder(), cuda_autocast_without_driver():
@@ -162,8 +153,10 @@ def check_rollout_chunk(cfg: DictConfig) -> str:
                 frames = codec.decode_video(chunk[:, k:])
         if chunk.device.type != "cuda" or frames.device.type != "cuda":
             raise AssertionError(f"chunk on {chunk.device}, frames on {frames.device}")
+        if chunk.dtype != torch.float32:
+            raise AssertionError(f"the sampled latents are {chunk.dtype}: the sampler's state must stay float32")
         return (f"{int(cfg.sampler.num_steps)} Euler steps, CFG {float(cfg.sampler.cfg_scale):g}, decode of "
-                f"{t - k} x {v} frames on cuda")
+                f"{t - k} x {v} frames on cuda, {chosen.label}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,14 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for overrides in recipes:
         cfg = compose_config("train", overrides)
-        for name, check in (("training step", check_training_step), ("rollout chunk", check_rollout_chunk)):
+        checks = (("training step", check_training_step), ("rollout chunk", check_rollout_chunk),
+                  ("rollout, bf16-true", lambda c: check_rollout_chunk(c, "bf16-true")))
+        for name, check in checks:
             began = time.perf_counter()
             try:
                 result = "ok    " + check(cfg)
             except Exception as error:  # noqa: BLE001 - every finding is reported, then the exit code says it
                 failures += 1
                 result = f"FAIL  {type(error).__name__}: {error}"
-            print(f"{' '.join(overrides):32s} {name:14s} {time.perf_counter() - began:5.1f} s  {result}", flush=True)
+            print(f"{' '.join(overrides):32s} {name:18s} {time.perf_counter() - began:5.1f} s  {result}", flush=True)
     return 1 if failures else 0
 
 

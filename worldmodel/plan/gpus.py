@@ -22,9 +22,11 @@ GPUS: dict[str, GPU] = {gpu.name: gpu for gpu in (
     GPU("A100-40GB", 312.0e12, 40.0),
     GPU("L40S", 362.0e12, 48.0),
     GPU("RTX-4090", 165.2e12, 24.0),
+    GPU("RTX-4080", 97.4e12, 16.0),
 )}
 # Aliases a user may type, by lower-case name.
-_ALIASES = {"a100": "A100-80GB", "h100-sxm": "H100", "4090": "RTX-4090", "rtx4090": "RTX-4090"}
+_ALIASES = {"a100": "A100-80GB", "h100-sxm": "H100", "4090": "RTX-4090", "rtx4090": "RTX-4090", "4080": "RTX-4080",
+            "rtx4080": "RTX-4080"}
 
 
 def gpu_named(name: str) -> GPU:
@@ -41,7 +43,7 @@ def bf16_peak_of_device_name(device_name: str) -> float | None:
     """The bf16 peak of a CUDA device name as torch reports it ("NVIDIA H100 80GB HBM3"), or None if unknown."""
     upper = device_name.upper()
     for marker, key in (("H100 PCIE", "H100-PCIe"), ("H200", "H200"), ("H100", "H100"), ("A100", "A100-80GB"),
-                        ("L40S", "L40S"), ("4090", "RTX-4090")):
+                        ("L40S", "L40S"), ("4090", "RTX-4090"), ("4080", "RTX-4080")):
         if marker in upper:
             return GPUS[key].bf16_flops
     return None

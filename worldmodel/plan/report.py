@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from worldmodel.plan.estimate import GIB, USABLE_SHARE
 from worldmodel.plan.fake_step import ATTENTION_KERNEL
-from worldmodel.plan.run import Plan
+from worldmodel.plan.fake_step import SampleCount
+from worldmodel.plan.run import Plan, SamplingPlan
 
 
 def _gib(nbytes: float) -> str:
@@ -50,12 +51,33 @@ def format_plan(p: Plan, title: str = "") -> str:
     for knob, total in p.knobs:
         lines.append(f"    try           {knob}" + ("" if total is None else f": peak {_gib(total)}"))
     if p.sample is not None:
-        c = p.sample
-        lines.append(f"  sampling        one {c.frames}-frame clip, {c.steps} steps{' with CFG' if c.cfg else ''}: "
-                     f"{_flop(c.flops)}, {_seconds(p.sample_s)}, peak {_gib(c.peak.total)} "
-                     f"(weights {_gib(c.peak.weights)}, fp32 under bf16 autocast)")
+        lines += _sampling_lines(p.sample, p.sample_s, p.sample_bf16_weights)
     lines.append(f"  attention       counted as {ATTENTION_KERNEL}")
     lines.extend(f"  note            {note}" for note in s.notes)
     lines.append("  not counted     communication time, data loading, the allocator's fragmentation beyond the "
                  "headroom above")
     return "\n".join(lines)
+
+
+def _sampling_lines(c: SampleCount, seconds: float, lighter: SampleCount | None) -> list[str]:
+    clips = "one" if c.clips == 1 else f"{c.clips} x"
+    lines = [f"  sampling        {clips} {c.frames}-frame clip{'s' if c.clips > 1 else ''}, {c.steps} steps"
+             f"{' with CFG' if c.cfg else ''}: {_flop(c.flops)}, {_seconds(seconds)}, peak {_gib(c.peak.total)} "
+             f"(weights {_gib(c.peak.weights)}; {c.precision})"]
+    if lighter is not None:
+        lines.append(f"    try           worldmodel-rollout precision=bf16-true (bfloat16 weights): peak "
+                     f"{_gib(lighter.peak.total)}")
+    return lines
+
+
+def format_sampling_plan(p: SamplingPlan) -> str:
+    """A checkpoint's sampling plan as `worldmodel-plan checkpoint=PATH` prints it."""
+    return "\n".join([
+        f"worldmodel-plan: sampling {p.source}",
+        *_sampling_lines(p.sample, p.sample_s, p.bf16_weights),
+        f"  time            on a {p.gpu.name} at {p.mfu:.0%} MFU ({p.gpu.bf16_flops / 1e12:.0f} TFLOP/s bf16 peak)",
+        f"  fits            {'yes' if p.fits else 'NO'}: {_gib(p.sample.peak.total)} of the {p.gpu.name}'s "
+        f"{p.gpu.memory_gib:.0f} GiB ({USABLE_SHARE:.0%} usable)",
+        f"  attention       counted as {ATTENTION_KERNEL}",
+        "  not counted     reading the checkpoint, encoding the reference frames, writing videos",
+    ])

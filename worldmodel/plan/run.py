@@ -25,6 +25,8 @@ class Plan:
     fits: bool
     sample: SampleCount | None = None
     sample_s: float | None = None
+    # Sampling with bfloat16 weights, planned where the sampling peak does not fit with float32 ones.
+    sample_bf16_weights: SampleCount | None = None
     # What to change when it does not fit, each with the per-GPU peak it would give where it was measured.
     knobs: list[tuple[str, float | None]] = field(default_factory=list)
 
@@ -52,8 +54,11 @@ def plan(cfg: DictConfig) -> Plan:
                   timing=step_time(step.flops, gpu, float(settings.mfu), None if steps is None else int(steps)),
                   fits=fits(memory.total, gpu))
     if settings.get("sample", True):
-        result.sample = measure_sampling(cfg)
+        precision, clips = str(settings.sample_precision), int(settings.sample_clips)
+        result.sample = measure_sampling(cfg, precision, clips)
         result.sample_s = sample_time(result.sample, gpu, result.mfu)
+        if precision != "bf16-true" and not fits(result.sample.peak.total, gpu):
+            result.sample_bf16_weights = measure_sampling(cfg, "bf16-true", clips)
     if not result.fits:
         result.knobs = _knobs(cfg, step, strategy, ranks)
     return result
@@ -79,3 +84,53 @@ def _knobs(cfg: DictConfig, step: StepCount, strategy: str, ranks: int) -> list[
         knobs.append((f"data.batch_size={max(1, b // 2)}", None))
     knobs.append((f"data.clip.num_frames={max(1, step.clip[1] // 2)}", None))
     return knobs
+
+
+@dataclass
+class SamplingPlan:
+    """The plan of sampling a trained model (`worldmodel-plan checkpoint=PATH`): one chunk of `clips` clips."""
+
+    gpu: GPU
+    mfu: float
+    source: str
+    sample: SampleCount
+    sample_s: float
+    fits: bool
+    # Sampling with bfloat16 weights, planned where the peak does not fit with float32 ones.
+    bf16_weights: SampleCount | None = None
+
+
+def sampling_config(run_config: dict, settings: DictConfig) -> DictConfig:
+    """What `measure_sampling` reads, from a checkpoint's stored run config: its network, codec and sampler (the
+    plan's `num_steps` / `cfg_scale` overriding the sampler's, as worldmodel-rollout's do) and its chunk shape."""
+    from worldmodel.rollout.jobs import ModelRig
+
+    rig = ModelRig.from_run_config(run_config)
+    sampler = dict(run_config["sampler"])
+    for key in ("num_steps", "cfg_scale"):
+        if settings.get(key) is not None:
+            sampler[key] = settings[key]
+    return OmegaConf.create({
+        "model": run_config["model"], "codec": run_config["codec"], "sampler": sampler,
+        "data": {"clip": {"num_frames": rig.chunk_frames, "size": list(rig.size)}, "batch_size": 1, "train": {}},
+    })
+
+
+def plan_sampling(cfg: DictConfig) -> SamplingPlan:
+    """Measure sampling the model of `cfg.checkpoint` (its config only: no weights are read) and judge it."""
+    from worldmodel.checkpoint import stored_run_config
+
+    settings = cfg.plan
+    gpu = gpu_named(str(settings.gpu))
+    clips = int(settings.sample_clips)
+    if clips < 1:
+        raise ValueError(f"plan.sample_clips must be >= 1, got {clips}")
+    precision = str(settings.sample_precision)
+    sampled = sampling_config(stored_run_config(cfg.checkpoint), settings)
+    sample = measure_sampling(sampled, precision, clips)
+    result = SamplingPlan(gpu=gpu, mfu=float(settings.mfu), source=str(cfg.checkpoint), sample=sample,
+                          sample_s=sample_time(sample, gpu, float(settings.mfu)),
+                          fits=fits(sample.peak.total, gpu))
+    if not result.fits and precision != "bf16-true":
+        result.bf16_weights = measure_sampling(sampled, "bf16-true", clips)
+    return result

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
@@ -31,6 +30,7 @@ from worldmodel.rollout.jobs import ModelRig, RolloutJob, clip_job
 from worldmodel.rollout.scenario import load_scenario, resolve_scenario
 from worldmodel.rollout.seeds import cli_seed, resolve_seed, shared_seed
 from worldmodel.rollout.sources import scenario_job
+from worldmodel.runtime import pick_device, sampling_precision, with_sampler_overrides
 from worldmodel.safe_build import build_stored_config, stored_class
 
 
@@ -44,21 +44,6 @@ class RolloutResult:
     sheets: list[Path]
     metrics: dict[str, Any]
     runs: list[RunOutcome]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """`auto`: bf16 autocast on a GPU, full precision on the CPU; `bf16` / `fp32` as named."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
 
 
 def held_out_dataset(loaded: LoadedWorldModel, split: str, num_frames: int, needed: int | None = None) -> Any:
@@ -93,15 +78,6 @@ def _held_out_clips(loaded: LoadedWorldModel, cfg: DictConfig, total_frames: int
             raise DatasetError(f"clip {i} of the {cfg.clips.split} split cannot be read ({err}): fix or remove the "
                                f"file, or pick other clips with clips.first_clip= / clips.num_clips=") from err
     return clips
-
-
-def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale: float | None = None,
-                           churn: float | None = None, reference_noise: float | None = None) -> Any:
-    """The checkpoint's sampler with `num_steps` / `cfg_scale` / `churn` / `reference_noise` replaced where they
-    are not None (a new sampler, validated as at construction; the checkpoint's own is left as it is)."""
-    changes = {k: v for k, v in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn),
-                                 ("reference_noise", reference_noise)) if v is not None}
-    return sampler.replace(**changes)
 
 
 def _scenario_names(value: Any) -> list[str]:
@@ -169,7 +145,8 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     cli_seed(cfg.seed)  # a bad seed= fails before the checkpoint loads
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     device = pick_device(cfg.device)
-    loaded = load_world_model(cfg.checkpoint, device=device)
+    precision = sampling_precision(cfg.precision, device)  # a bad precision= fails before the checkpoint loads
+    loaded = load_world_model(cfg.checkpoint, device=device, weights_dtype=precision.weights)
     sampler = with_sampler_overrides(loaded.sampler, cfg.num_steps, cfg.cfg_scale, cfg.churn,
                                      cfg.reference_noise)
     rig = ModelRig.from_run_config(loaded.config)
@@ -177,10 +154,9 @@ def rollout(cfg: DictConfig) -> RolloutResult:
     warp_start = None if cfg.warp_start is None else float(cfg.warp_start)
     warp_start_for(loaded, [job for _, job in jobs], warp_start)  # fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    precision = autocast_dtype(cfg.precision, device)
     evaluations = sampler.evaluations(1.0 if warp_start is None else warp_start)  # per chunk
     base = {"checkpoint": str(loaded.source), "step": loaded.step, "device": str(device),
-            "precision": str(precision or "float32"), "sampler_steps": sampler.num_steps,
+            "precision": precision.label, "sampler_steps": sampler.num_steps,
             "sampler_evaluations": evaluations,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
             "sampler_reference_noise": sampler.reference_noise, "warp_start": warp_start,
@@ -191,7 +167,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
         groups[(schedule, job.num_frames)].append(job)
     outcomes: list[RunOutcome] = []
     for (schedule, _), members in groups.items():
-        runner = BatchRunner(loaded, sampler, schedule, device, precision, progress=bool(cfg.progress),
+        runner = BatchRunner(loaded, sampler, schedule, device, precision.autocast, progress=bool(cfg.progress),
                              warp_start=warp_start)
         for i in range(0, len(members), int(cfg.batch_size)):
             batch = members[i : i + int(cfg.batch_size)]

@@ -20,10 +20,10 @@ import torch
 
 from worldmodel.checkpoint import LoadedWorldModel, load_world_model
 from worldmodel.diffusion.prediction import takes_warp
-from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.engine import ChunkSchedule, RolloutEngine
-from worldmodel.rollout.run import autocast_dtype, pick_device, with_sampler_overrides
+from worldmodel.rollout.jobs import ModelRig
 from worldmodel.rollout.warp_start import check_warp_tau, checked_warp_start
+from worldmodel.runtime import pick_device, sampling_precision, with_sampler_overrides
 from worldmodel.sim.actions import chunk_actions, controller_for, describe, lookahead_frames
 from worldmodel.sim.ego import EgoIntegrator, EgoState
 from worldmodel.sim.rewards import RewardFn, RouteProgress, StepContext, TerminationFn, never
@@ -207,16 +207,19 @@ class WorldModelEnv(DrivingEnv):
         last frame moved along the policy's commanded path (see worldmodel/rollout/warp_start.py)."""
         self.warp_start = None if warp_start is None else check_warp_tau(warp_start)
         if isinstance(checkpoint, LoadedWorldModel):
+            # A loaded model keeps its weights' dtype (load_world_model's weights_dtype chose it).
             self.device = next(checkpoint.model.parameters()).device
+            self.precision = sampling_precision(precision, self.device)
             self.loaded = checkpoint
         else:
             self.device = pick_device(device)
-            self.loaded = load_world_model(checkpoint, device=self.device)
+            self.precision = sampling_precision(precision, self.device)
+            self.loaded = load_world_model(checkpoint, device=self.device, weights_dtype=self.precision.weights)
         self.sampler = with_sampler_overrides(self.loaded.sampler, num_steps, cfg_scale, churn)  # stays with this env
         super().__init__(ModelRig.from_run_config(self.loaded.config), **kwargs)
         # Each step samples one chunk of the model's training length; the engine holds sampler and autocast.
         self.engine = RolloutEngine(self.loaded.model, self.sampler, ChunkSchedule(
-            self.rig.chunk_frames, self.first_reference, self.carry_frames, 1), autocast_dtype(precision, self.device))
+            self.rig.chunk_frames, self.first_reference, self.carry_frames, 1), self.precision.autocast)
 
     def _begin(self, start: SimStart, noise_seed: int) -> None:
         with torch.no_grad():

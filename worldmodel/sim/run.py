@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from worldmodel.checkpoint import load_world_model
 from worldmodel.files import atomic_write_json
-from worldmodel.rollout.run import pick_device
 from worldmodel.rollout.seeds import cli_seed, resolve_seed
+from worldmodel.runtime import pick_device, sampling_precision
 from worldmodel.sim.env import WorldModelEnv
 from worldmodel.sim.fidelity import FidelityResult, run_fidelity
 from worldmodel.sim.policies import load_policy
@@ -72,7 +72,9 @@ def simulate(cfg: DictConfig) -> SimResult:
     # Before the checkpoint loads, so a bad scenario or seed= fails at once.
     scenario_seed = None if cfg.scenario is None else as_scenario(cfg.scenario).seed
     seed, seed_source = resolve_seed(cli_seed(cfg.seed), scenario_seed)
-    loaded = load_world_model(cfg.checkpoint, device=pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    weights = sampling_precision(cfg.precision, device).weights  # a bad precision= fails before the load
+    loaded = load_world_model(cfg.checkpoint, device=device, weights_dtype=weights)
     env_kwargs = dict(horizon_s=float(cfg.horizon_s), chunk_s=float(cfg.chunk_s), carry_frames=int(cfg.carry_frames),
                       first_reference=int(cfg.first_reference), action_mode=cfg.action_mode,
                       precision=cfg.precision, num_steps=cfg.num_steps, cfg_scale=cfg.cfg_scale,
