@@ -50,3 +50,16 @@ class SaveRankWeights(pl.Callback):
         model = {k: v.detach().clone() for k, v in state.items() if k.startswith(("model.", "ema.shadow."))}
         self.dirpath.mkdir(parents=True, exist_ok=True)
         torch.save(model, self.dirpath / f"rank{trainer.global_rank}.pt")
+
+
+class DropCalibrationOnRank(pl.Callback):
+    """Rank `rank`'s clips lose their camera calibration at `step`, so that its batch cannot be warped there while
+    the other ranks' can (a real dataset mixing calibrated and uncalibrated sources does this)."""
+
+    def __init__(self, rank: int, step: int) -> None:
+        self.rank, self.step = rank, step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            for meta in batch["meta"]:
+                meta.pop("intrinsics", None)

@@ -109,10 +109,11 @@ class WorldModelModule(pl.LightningModule):
         keys = batch.get("sample_key")
         generators = sample_generators(keys, self.device, stream=3) if keys is not None else None
         made = self_forced_clips(self.inference_model, self.sampler, self.codec, latents, batch["meta"],
-                                 values.to(self.device), valid.to(self.device), self.self_forcing, generators)
+                                 values.to(self.device), valid.to(self.device), self.self_forcing, generators,
+                                 all_ranks=self._on_every_rank)
         if made is None:
-            log.warning("step %d not self-forced: a clip of the batch has no calibration or ego poses to warp",
-                        self.global_step)
+            log.warning("step %d not self-forced: a clip of the batch (on this rank or another) has no calibration "
+                        "or ego poses to warp", self.global_step)
             return batch
         clips, metas = made
         n = self.self_forcing.generated_frames
@@ -126,7 +127,7 @@ class WorldModelModule(pl.LightningModule):
         # Keyed batches (our training loader) draw each sample's noise from its own key.
         generators = sample_generators(batch["sample_key"], self.device) if "sample_key" in batch else None
         batch_size = batch["num_reference"].shape[0]
-        if self.self_forcing.applies(self.global_step, batch.get("sample_key")):
+        if self.self_forcing.applies(self.global_step):
             batch = self.self_forced(batch)
         if self.self_forcing.probability > 0:
             self.log("train/self_forced", float(batch.get("self_forced", False)), batch_size=batch_size)
@@ -145,9 +146,15 @@ class WorldModelModule(pl.LightningModule):
                 self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
+    def _on_every_rank(self, holds: bool) -> bool:
+        """Whether `holds` is true on every rank (itself alone outside a data-parallel run or a Trainer)."""
+        if self._trainer is None:
+            return holds
+        return bool(self.trainer.strategy.reduce_boolean_decision(holds, all=True))
+
     def _all_finite(self, loss: torch.Tensor) -> bool:
         # Every rank must take the same branch, or DDP waits forever for a skipped rank's gradients.
-        return bool(self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True))
+        return self._on_every_rank(bool(torch.isfinite(loss)))
 
     def _nonfinite(self, loss: torch.Tensor, where: str) -> None:
         value = loss.detach().float().item()

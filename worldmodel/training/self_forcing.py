@@ -16,7 +16,7 @@ again from frame 1 up to the last action time).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +60,13 @@ class SelfForcing:
         if self.after_step < 0:
             raise ValueError(f"self_forcing.after_step must be >= 0, got {self.after_step}")
 
-    def applies(self, step: int, keys: torch.Tensor | None) -> bool:
-        """Whether training step `step` is self-forced: a draw from the batch's first sample key (so a resumed
-        run makes the same choices), or from numpy's global generator for batches without keys."""
+    def applies(self, step: int) -> bool:
+        """Whether training step `step` is self-forced: a draw from the step number alone, so that every rank of
+        a data-parallel run makes the same choice (a self-forced step samples with the inference weights, whose
+        FSDP units every rank must gather together) and a resumed run makes the choices it would have made."""
         if self.probability == 0.0 or step < self.after_step:
             return False
-        rng = np.random.default_rng([int(keys[0]), 7]) if keys is not None else np.random
-        return bool(rng.random() < self.probability)
+        return bool(np.random.default_rng([step, 7]).random() < self.probability)
 
     def sampler_for(self, sampler: FlowEulerSampler) -> FlowEulerSampler:
         """The run's sampler with this plan's schedule and guidance where they are given."""
@@ -83,13 +83,16 @@ def drop_first_frame(meta: Mapping[str, Any]) -> dict[str, Any]:
 @torch.no_grad()
 def self_forced_clips(model: nn.Module, sampler: FlowEulerSampler, codec, latents: torch.Tensor,
                       metas: Sequence[Mapping[str, Any]], actions: torch.Tensor, action_valid: torch.Tensor,
-                      plan: SelfForcing, generator: torch.Generator | Sequence[torch.Generator] | None = None
+                      plan: SelfForcing, generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                      all_ranks: Callable[[bool], bool] = bool
                       ) -> tuple[torch.Tensor, list[dict[str, Any]]] | None:
     """latents (B, T, V, C, h, w) of recorded clips -> (latents (B, T-1, V, C, h, w): frames 1..n generated
     from frame 0, then the recorded n+1..T-1; the metas of those clips), or None when some clip cannot be
     warped although the plan or the model needs its warp (no calibration or ego poses).
 
-    actions (B, 19) and action_valid (B, 5): the clips' actions, measured from frame 0.
+    actions (B, 19) and action_valid (B, 5): the clips' actions, measured from frame 0. `all_ranks(ok)`: whether
+    `ok` holds on every rank (the strategy's reduce), so that when one rank's clips cannot be warped no rank
+    samples, and the ranks' collectives stay in step.
     """
     n = plan.generated_frames
     b, t = latents.shape[:2]
@@ -101,7 +104,7 @@ def self_forced_clips(model: nn.Module, sampler: FlowEulerSampler, codec, latent
     kwargs: dict[str, Any] = {}
     if conditioned or plan.start_tau < 1.0:
         prior, has_prior = warp_prior_latents(codec, head, metas, torch.ones(b, dtype=torch.long))
-        if not bool(has_prior.all()):
+        if not all_ranks(bool(has_prior.all())):
             return None
         warp = prior[:, 1:]  # (B, n, V, C, h, w)
         if plan.start_tau < 1.0:
