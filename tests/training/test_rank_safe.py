@@ -1,25 +1,27 @@
 """Two real processes (gloo, CPU) whose clips draw different MR mask kinds train in lockstep under DDP (without
-find_unused_parameters) and FSDP: no hang, and the weights of one process with the doubled batch."""
+find_unused_parameters) and FSDP: no hang, and the weights of one process with the doubled batch. Also under FSDP:
+self-forcing and the warp prior when one rank cannot warp, and an exact resume from a sharded checkpoint."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-# A rank that skips a collective the other waits in hangs until gloo's 30-minute timeout: stop long before.
-TIMEOUT_S = 240
+from tests.training.rank_run import run_ranks
+
 TWO_CPU_RANKS = ["trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=1"]
 
 
-def _run(run_dir: Path, overrides: list[str]) -> dict[int, dict[str, torch.Tensor]]:
-    _finished(run_dir, overrides)
+def _weights(run_dir: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """Each rank's weights as `SaveRankWeights` wrote them at the end of the run."""
     return {int(p.stem.removeprefix("rank")): torch.load(p, weights_only=True)
             for p in sorted((run_dir / "rank_weights").glob("rank*.pt"))}
+
+
+def _run(run_dir: Path, overrides: list[str]) -> dict[int, dict[str, torch.Tensor]]:
+    run_ranks(run_dir, overrides)
+    return _weights(run_dir)
 
 
 def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -61,23 +63,11 @@ UNWARPABLE_RANK_1_AT_STEP_1 = [
     "+callbacks.drop_calibration.rank=1", "+callbacks.drop_calibration.step=1"]
 
 
-def _finished(run_dir: Path, overrides: list[str]) -> str:
-    """Run `tests.training.rank_run` with `overrides`; the joint log of its ranks once all finished."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    try:
-        done = subprocess.run([sys.executable, "-m", "tests.training.rank_run", str(run_dir), *overrides],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired as hung:
-        pytest.fail(f"the run did not finish in {TIMEOUT_S} s (ranks out of step?):\n{hung.stderr}")
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stdout + done.stderr
-
-
 def test_fsdp_ranks_agree_on_self_forcing_when_one_rank_cannot_warp(tmp_path: Path) -> None:
     # Self-forced steps sample with the EMA weights, whose FSDP units every rank gathers: each step's choice
     # comes from the step number (steps 0-2 are chosen at probability 0.5), and at step 1 rank 1's clip has no
     # calibration to warp, so neither rank samples there.
-    log = _finished(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "self_forcing.probability=0.5",
+    log = run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "self_forcing.probability=0.5",
                                "self_forcing.generated_frames=1", "self_forcing.num_steps=2"])
     assert log.count("step 1 not self-forced") == 2, log[-4000:]  # both ranks skipped it
     assert "step 0 not self-forced" not in log and "step 2 not self-forced" not in log
@@ -86,5 +76,20 @@ def test_fsdp_ranks_agree_on_self_forcing_when_one_rank_cannot_warp(tmp_path: Pa
 def test_fsdp_ranks_train_in_step_with_warp_prior_and_warp_condition_when_one_rank_cannot_warp(tmp_path: Path) -> None:
     # Starting from the warp prior and the warp condition change a sample's inputs, never which modules run: a
     # rank without a warp feeds the zero warp through the same embedding.
-    _finished(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "objective.warp_prior_probability=0.5",
+    run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "objective.warp_prior_probability=0.5",
                          "model.warp_condition=true"])
+
+
+def test_a_sharded_fsdp_checkpoint_resumes_to_the_uninterrupted_runs_weights(tmp_path: Path) -> None:
+    fsdp = ["trainer=fsdp", *TWO_CPU_RANKS, "trainer.precision=32-true", "gradient_checkpointing=false",
+            "callbacks.checkpoint.every_n_train_steps=2", "trainer.val_check_interval=2"]
+    whole = _run(tmp_path / "whole", [*fsdp, "trainer.max_steps=4"])
+    _run(tmp_path / "halves", [*fsdp, "trainer.max_steps=2"])
+    last = tmp_path / "halves" / "checkpoints" / "last.ckpt"
+    # Each rank wrote its own shard of weights, optimiser and EMA state.
+    assert sorted(p.name for p in last.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    log = run_ranks(tmp_path / "halves", [*fsdp, "trainer.max_steps=4", "ckpt_path=last"])
+    assert f"Restored all states from the checkpoint at {last}" in log
+    resumed = _weights(tmp_path / "halves")
+    assert any(k.startswith("ema.shadow.") for k in resumed[0])
+    assert _max_difference(resumed[0], whole[0]) == 0.0
