@@ -16,10 +16,12 @@ from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
+from worldmodel.training.optimizer_state import match_optimizer_state
 from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
 from worldmodel.training.self_forcing import SelfForcing, self_forced_clips
+from worldmodel.training.trainable import idle_parameter_names
 from worldmodel.training.warp_prior import warp_prior_latents
 from worldmodel.viz import from_uint8
 
@@ -213,6 +215,11 @@ class WorldModelModule(pl.LightningModule):
                                           "skipped_steps": self.skipped_steps}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning restores the optimiser from this same dict after the hook.
+        if match_optimizer_state(checkpoint.get("optimizer_states", []), self.model,
+                                 idle_parameter_names(self.model, self.objective),
+                                 getattr(self._trainer, "ckpt_path", None) or "the checkpoint"):
+            log.info("optimiser state of a run that listed the idle MR parameters: their entries dropped")
         state = checkpoint.get("worldmodel_state")
         if state is None:  # a checkpoint from before exact resume: weights and optimiser only
             return

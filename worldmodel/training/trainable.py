@@ -28,15 +28,27 @@ def select_trainable(model: nn.Module, groups: Sequence[str] | None) -> int:
     return count
 
 
+def idle_groups(model: nn.Module, objective: object) -> list[str]:
+    """The parameter groups the objective never runs: the MR modules when MR is off."""
+    if getattr(objective, "mr_probability", 0.0) == 0.0 and getattr(model, "reconstruction", None) is not None:
+        return ["mr"]
+    return []
+
+
+def idle_parameter_names(model: nn.Module, objective: object) -> set[str]:
+    """Names (in `model`) of the parameters of `idle_groups`."""
+    owners = [name for group in idle_groups(model, objective) for name in PARAMETER_GROUPS[group]]
+    return {name for name, _ in model.named_parameters()
+            if any(name == owner or name.startswith(f"{owner}.") for owner in owners)}
+
+
 def freeze_idle_groups(model: nn.Module, objective: object) -> list[str]:
     """Freeze the parameter groups the objective never runs (the MR modules when MR is off); returns their names.
 
     Under DDP every trainable parameter must receive a gradient at every step (no unused-parameter search), and
     an idle module's AdamW state would only cost memory. A later stage that turns MR on trains them again.
     """
-    idle = []
-    if getattr(objective, "mr_probability", 0.0) == 0.0 and getattr(model, "reconstruction", None) is not None:
-        idle.append("mr")
+    idle = idle_groups(model, objective)
     for group in idle:
         for name in PARAMETER_GROUPS[group]:
             module = getattr(model, name, None)
