@@ -11,7 +11,7 @@ from worldmodel.config import compose_config
 from worldmodel.data.errors import DatasetRootError
 from worldmodel.training.train import build_module, strategy_checkpoints, train
 
-# MASKGWM.md section 5: stage 1 on OpenDV, stage 2 on nuScenes + OpenDV equally, stage 3 on nuScenes' six cameras.
+# docs/METHOD.md section 5: stage 1 on OpenDV, stage 2 on nuScenes + OpenDV equally, stage 3 on nuScenes' six cameras.
 RECIPES = {
     "sd3_stage1_image": ("worldmodel.data.opendv.OpenDVClips", ["OPENDV_ROOT"]),
     "sd3_stage1_temporal": ("worldmodel.data.opendv.OpenDVClips", ["OPENDV_ROOT"]),

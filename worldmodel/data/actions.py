@@ -1,6 +1,6 @@
 """The Vista action interface shared by every reader: named fields, derivation from ego states, packing.
 
-Conventions (DESIGN.md): ego frame x forward, y left, z up, metres and seconds; the origin is
+Conventions (docs/CONTRACTS.md): ego frame x forward, y left, z up, metres and seconds; the origin is
 the ego pose at the clip's action origin frame; waypoints, speeds and steering-wheel angles
 are taken at `action_times` after it. A field that cannot be measured is marked invalid and
 left at zero, never invented.

@@ -27,7 +27,7 @@ class RectifiedFlow:
     frames share one tau per sample. Each action group is dropped independently with probability
     `action_dropout` (classifier-free guidance), on top of the groups the dataset marks invalid.
 
-    Mask reconstruction (MASKGWM.md section 3), only while the model is in training mode: each sample
+    Mask reconstruction (docs/METHOD.md section 3), only while the model is in training mode: each sample
     whose tau lies in `mr_tau_range` is masked with probability `mr_probability` (mask ratio
     `mask_ratio`, spatial mask with probability `spatial_mask_prob`, else the time mask) and its loss
     is the same velocity MSE on the masked pass's output, every token included. With `also_unmasked_pass`

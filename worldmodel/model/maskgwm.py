@@ -398,7 +398,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
 
     def _check_mask_plan(self, plan: MaskPlan, latents: torch.Tensor) -> None:
         if not self.training:
-            raise ValueError("mask reconstruction is training-only (MASKGWM.md section 3): the model is in eval "
+            raise ValueError("mask reconstruction is training-only (docs/METHOD.md section 3): the model is in eval "
                              "mode, call it with mask_plan=None")
         if self.reconstruction is None:
             raise ValueError("this model was built with mask_reconstruction=False: it cannot take a mask plan")

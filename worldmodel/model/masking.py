@@ -2,7 +2,7 @@
 
 Both of MaskGWM's masks are row-wise here: every row of every frame keeps exactly W - round(r W)
 tokens, so the visible tokens of a frame pack into a dense H x (1 - r)W grid and every encoder block
-runs without an attention mask ("shifted" attention, MASKGWM.md section 3).
+runs without an attention mask ("shifted" attention, docs/METHOD.md section 3).
 - time mask: an independent random choice of kept columns for each row of each frame (F_t rebuilds it);
 - spatial mask: one random choice per row shared by all frames of the clip-view (F_s rebuilds it).
   The paper's spatial mask is any random mask shared by the frames; making it row-wise too (the same

@@ -7,7 +7,7 @@ from torch import nn
 from worldmodel.model.attention import Attention
 from worldmodel.model.temporal_block import modulate
 
-# nuScenes camera ring in the order the view blocks expect (MASKGWM.md section 4).
+# nuScenes camera ring in the order the view blocks expect (docs/METHOD.md section 4).
 NUSCENES_VIEW_ORDER = ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT")
 
 

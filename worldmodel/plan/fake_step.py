@@ -219,9 +219,14 @@ def build_for_plan(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     return cfg, notes
 
 
-def measure_training_step(cfg: DictConfig) -> StepCount:
+def measure_training_step(cfg: DictConfig, adamw_kernel: str = "fused") -> StepCount:
     """Build the run's network, codec, objective, AdamW and EMA on fake tensors, run two training steps (the first
-    creates the optimiser state) and count the second."""
+    creates the optimiser state) and count the second. `adamw_kernel`: `fused`, as runs build it on a GPU
+    (worldmodel/training/adamw.py), or `foreach`, torch's default for CUDA parameters, whose step holds a
+    temporary the size of all trainable parameters."""
+    if adamw_kernel not in ("fused", "foreach"):
+        raise ValueError(f"adamw_kernel must be fused or foreach, got {adamw_kernel!r}")
+    from worldmodel.training.adamw import adamw
     from worldmodel.training.ema import EMAWeights
     from worldmodel.training.train import strategy_checkpoints
     from worldmodel.training.trainable import freeze_idle_groups, select_trainable
@@ -243,7 +248,9 @@ def measure_training_step(cfg: DictConfig) -> StepCount:
         ema = EMAWeights(model, float(cfg.ema.decay)) if cfg.ema.enabled else None
         step = _TrainingStep(model, codec if encodes else None, objective)
         trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=1e-5)
+        # As on a GPU (fake tensors are on the CPU, where torch would pick neither kernel).
+        optimizer = (adamw(trainable, lr=1e-5, fused=True) if adamw_kernel == "fused"
+                     else torch.optim.AdamW(trainable, lr=1e-5, foreach=True))
         b, t, v, h, w = _clip_shape(cfg, model)
         down = codec.downsample
         data, num_reference, actions, valid = step_inputs(cfg, model, codec, encodes)

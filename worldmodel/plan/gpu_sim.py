@@ -89,6 +89,7 @@ def _built_and_moved(cfg: DictConfig, codec: nn.Module, train: bool, weights: to
 
 def check_training_step(cfg: DictConfig) -> str:
     """Forward and loss under CUDA bf16 autocast, AdamW step and EMA update, all on fake `cuda` tensors."""
+    from worldmodel.training.adamw import adamw
     from worldmodel.training.ema import EMAWeights
     from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
@@ -104,9 +105,7 @@ def check_training_step(cfg: DictConfig) -> str:
         ema = EMAWeights(model, float(cfg.ema.decay)) if cfg.ema.enabled else None
         step = _TrainingStep(model, codec if encodes else None, objective)
         trainable = [p for p in model.parameters() if p.requires_grad]
-        # torch picks the foreach implementation for CUDA parameters (the run's AdamW leaves foreach unset); on
-        # fake tensors it cannot tell, so it is named.
-        optimizer = torch.optim.AdamW(trainable, lr=1e-5, foreach=True)
+        optimizer = adamw(trainable, lr=1e-5)  # as the run builds it: fused, the parameters being on cuda
         # The batch as Lightning hands it to the step: moved to the device.
         inputs = [x.to("cuda") for x in step_inputs(cfg, model, codec, encodes)]
         with HostSyncFinder(), cuda_autocast_without_driver(), torch.autocast("cuda", dtype=torch.bfloat16):

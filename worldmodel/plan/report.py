@@ -51,7 +51,7 @@ def format_plan(p: Plan, title: str = "") -> str:
     for knob, total in p.knobs:
         lines.append(f"    try           {knob}" + ("" if total is None else f": peak {_gib(total)}"))
     if p.sample is not None:
-        lines += _sampling_lines(p.sample, p.sample_s, p.sample_bf16_weights)
+        lines += _sampling_lines(p.sample, p.sample_s, p.sample_bf16_weights, p.sample_mfu)
     lines.append(f"  attention       counted as {ATTENTION_KERNEL}")
     lines.extend(f"  note            {note}" for note in s.notes)
     lines.append("  not counted     communication time, data loading, the allocator's fragmentation beyond the "
@@ -59,10 +59,11 @@ def format_plan(p: Plan, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _sampling_lines(c: SampleCount, seconds: float, lighter: SampleCount | None) -> list[str]:
+def _sampling_lines(c: SampleCount, seconds: float, lighter: SampleCount | None, mfu: float) -> list[str]:
     clips = "one" if c.clips == 1 else f"{c.clips} x"
     lines = [f"  sampling        {clips} {c.frames}-frame clip{'s' if c.clips > 1 else ''}, {c.steps} steps"
-             f"{' with CFG' if c.cfg else ''}: {_flop(c.flops)}, {_seconds(seconds)}, peak {_gib(c.peak.total)} "
+             f"{' with CFG' if c.cfg else ''}: {_flop(c.flops)}, {_seconds(seconds)} at {mfu:.0%} MFU, "
+             f"peak {_gib(c.peak.total)} "
              f"(weights {_gib(c.peak.weights)}; {c.precision})"]
     if lighter is not None:
         lines.append(f"    try           worldmodel-rollout precision=bf16-true (bfloat16 weights): peak "
@@ -74,7 +75,7 @@ def format_sampling_plan(p: SamplingPlan) -> str:
     """A checkpoint's sampling plan as `worldmodel-plan checkpoint=PATH` prints it."""
     return "\n".join([
         f"worldmodel-plan: sampling {p.source}",
-        *_sampling_lines(p.sample, p.sample_s, p.bf16_weights),
+        *_sampling_lines(p.sample, p.sample_s, p.bf16_weights, p.mfu),
         f"  time            on a {p.gpu.name} at {p.mfu:.0%} MFU ({p.gpu.bf16_flops / 1e12:.0f} TFLOP/s bf16 peak)",
         f"  fits            {'yes' if p.fits else 'NO'}: {_gib(p.sample.peak.total)} of the {p.gpu.name}'s "
         f"{p.gpu.memory_gib:.0f} GiB ({USABLE_SHARE:.0%} usable)",

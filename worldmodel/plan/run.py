@@ -25,6 +25,7 @@ class Plan:
     fits: bool
     sample: SampleCount | None = None
     sample_s: float | None = None
+    sample_mfu: float = 0.0
     # Sampling with bfloat16 weights, planned where the sampling peak does not fit with float32 ones.
     sample_bf16_weights: SampleCount | None = None
     # What to change when it does not fit, each with the per-GPU peak it would give where it was measured.
@@ -56,7 +57,8 @@ def plan(cfg: DictConfig) -> Plan:
     if settings.get("sample", True):
         precision, clips = str(settings.sample_precision), int(settings.sample_clips)
         result.sample = measure_sampling(cfg, precision, clips)
-        result.sample_s = sample_time(result.sample, gpu, result.mfu)
+        result.sample_mfu = float(settings.sample_mfu)
+        result.sample_s = sample_time(result.sample, gpu, result.sample_mfu)
         if precision != "bf16-true" and not fits(result.sample.peak.total, gpu):
             result.sample_bf16_weights = measure_sampling(cfg, "bf16-true", clips)
     if not result.fits:
@@ -128,8 +130,8 @@ def plan_sampling(cfg: DictConfig) -> SamplingPlan:
     precision = str(settings.sample_precision)
     sampled = sampling_config(stored_run_config(cfg.checkpoint), settings)
     sample = measure_sampling(sampled, precision, clips)
-    result = SamplingPlan(gpu=gpu, mfu=float(settings.mfu), source=str(cfg.checkpoint), sample=sample,
-                          sample_s=sample_time(sample, gpu, float(settings.mfu)),
+    result = SamplingPlan(gpu=gpu, mfu=float(settings.sample_mfu), source=str(cfg.checkpoint), sample=sample,
+                          sample_s=sample_time(sample, gpu, float(settings.sample_mfu)),
                           fits=fits(sample.peak.total, gpu))
     if not result.fits and precision != "bf16-true":
         result.bf16_weights = measure_sampling(sampled, "bf16-true", clips)

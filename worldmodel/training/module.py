@@ -14,6 +14,7 @@ from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
 from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import takes_warp
+from worldmodel.training.adamw import adamw
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.optimizer_state import match_optimizer_state
@@ -202,9 +203,9 @@ class WorldModelModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        # Called once the strategy has moved (or sharded) the network: fused on GPUs (worldmodel/training/adamw.py).
+        optimizer = adamw([p for p in self.model.parameters() if p.requires_grad], lr=self.lr, betas=self.betas,
+                          weight_decay=self.weight_decay)
         warmup = max(1, self.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

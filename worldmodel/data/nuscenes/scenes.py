@@ -12,7 +12,7 @@ import numpy as np
 
 from worldmodel.data.errors import CorruptFileError, DatasetError
 
-# Canonical rig order (MASKGWM.md section 4): a ring from front-left round to back-left.
+# Canonical rig order (docs/METHOD.md section 4): a ring from front-left round to back-left.
 CAMERAS = ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT")
 FRONT = "CAM_FRONT"
 # The tables NuScenes.__init__ loads (nuscenes/nuscenes.py); each must be <root>/<version>/<name>.json.
