@@ -40,13 +40,18 @@ def strategy_of(cfg: DictConfig, requested: str | None) -> str:
     return "fsdp" if "fsdp" in target.lower() else "ddp" if "DDP" in target else "single"
 
 
+def _count(settings: DictConfig, key: str) -> int:
+    value = int(settings[key])
+    if value < 1:
+        raise ValueError(f"plan.{key} must be >= 1, got {value}")
+    return value
+
+
 def plan(cfg: DictConfig) -> Plan:
     """Measure the run of `cfg` (a composed `train` config with a `plan` section) and judge it."""
     settings = cfg.plan
     gpu = gpu_named(str(settings.gpu))
-    ranks = int(settings.gpus)
-    if ranks < 1:
-        raise ValueError(f"plan.gpus must be >= 1, got {ranks}")
+    ranks = _count(settings, "gpus")
     strategy = strategy_of(cfg, settings.get("strategy"))
     step = measure_training_step(cfg)
     memory = per_rank_memory(step, strategy, ranks)
@@ -124,9 +129,7 @@ def plan_sampling(cfg: DictConfig) -> SamplingPlan:
 
     settings = cfg.plan
     gpu = gpu_named(str(settings.gpu))
-    clips = int(settings.sample_clips)
-    if clips < 1:
-        raise ValueError(f"plan.sample_clips must be >= 1, got {clips}")
+    clips = _count(settings, "sample_clips")
     precision = str(settings.sample_precision)
     sampled = sampling_config(stored_run_config(cfg.checkpoint), settings)
     sample = measure_sampling(sampled, precision, clips)
