@@ -180,14 +180,19 @@ def model_from_training_state(config: dict[str, Any], state: dict[str, torch.Ten
     return model
 
 
-def stored_run_config(path: str | Path) -> dict[str, Any]:
-    """The run config of an export folder or a Lightning `.ckpt`, without reading its weights (a `.ckpt` is
-    memory-mapped, so only the pages of its small entries are read), its model, codec and sampler sections
-    checked to name only worldmodel's own classes. For `worldmodel-plan checkpoint=`."""
+def _existing(path: str | Path) -> Path:
     source = Path(path).expanduser()
     if not source.exists():
         raise CheckpointError(f"checkpoint {source} does not exist; pass an export folder (<run_dir>/export) or a "
                               f".ckpt (<run_dir>/checkpoints/last.ckpt)")
+    return source
+
+
+def stored_run_config(path: str | Path) -> dict[str, Any]:
+    """The run config of an export folder or a Lightning `.ckpt`, without reading its weights (a `.ckpt` is
+    memory-mapped, so only the pages of its small entries are read), its model, codec and sampler sections
+    checked to name only worldmodel's own classes. For `worldmodel-plan checkpoint=`."""
+    source = _existing(path)
     config = _read_export(source)[0].get("config") if source.is_dir() else (
         _read_lightning(source, mmap=True)["worldmodel"].get("config"))
     _check_sections(config, ("model", "codec", "sampler"), source)
@@ -202,11 +207,7 @@ def load_world_model(path: str | Path, device: str | torch.device = "cpu",
     never holds the float32 copy; the codec keeps its own dtype."""
     from worldmodel.model import MaskGWM
 
-    source = Path(path).expanduser()
-    if not source.exists():
-        raise CheckpointError(
-            f"checkpoint {source} does not exist; pass an export folder (<run_dir>/export) or a .ckpt "
-            f"(<run_dir>/checkpoints/last.ckpt)")
+    source = _existing(path)
     if source.is_dir():
         info, model_dir = _read_export(source)
         config, step = info.get("config"), int(info.get("step", 0))

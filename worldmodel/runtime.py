@@ -23,7 +23,6 @@ class SamplingPrecision:
     way. The codec keeps float32 weights: it is small next to the network.
     """
 
-    name: str
     autocast: torch.dtype | None
     weights: torch.dtype | None = None
 
@@ -52,10 +51,10 @@ def sampling_precision(name: str, device: torch.device) -> SamplingPrecision:
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name == "bf16-true":
-        return SamplingPrecision(name, torch.bfloat16, torch.bfloat16)
+        return SamplingPrecision(torch.bfloat16, torch.bfloat16)
     if name == "bf16" or (name == "auto" and device.type == "cuda"):
-        return SamplingPrecision(name, torch.bfloat16)
-    return SamplingPrecision(name, None)
+        return SamplingPrecision(torch.bfloat16)
+    return SamplingPrecision(None)
 
 
 def pick_device(name: str) -> torch.device:

@@ -338,7 +338,8 @@ def measure_sampling(cfg: DictConfig, precision: str = "bf16", clips: int = 1) -
     """`clips` clips of the run's shape sampled together as `worldmodel-rollout precision=PRECISION` does on a
     GPU (`bf16`, what `auto` picks there: float32 weights under bf16 autocast; `bf16-true`: bfloat16 weights;
     `fp32`), every Euler step one forward of the conditional and unconditional batch together (CFG), then the
-    codec's decode of the new frames. One forward is counted and multiplied by the steps: every step runs the same shapes."""
+    codec's decode of the new frames. One forward is counted and multiplied by the steps: every step runs the
+    same shapes."""
     chosen = sampling_precision(precision, torch.device("cuda"))
     cfg, _ = build_for_plan(cfg)
     steps, cfg_scale = int(cfg.sampler.num_steps), float(cfg.sampler.cfg_scale)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from worldmodel.plan.estimate import GIB, USABLE_SHARE
-from worldmodel.plan.fake_step import ATTENTION_KERNEL
-from worldmodel.plan.fake_step import SampleCount
+from worldmodel.plan.fake_step import ATTENTION_KERNEL, SampleCount
 from worldmodel.plan.run import Plan, SamplingPlan
 
 

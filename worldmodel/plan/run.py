@@ -60,12 +60,9 @@ def plan(cfg: DictConfig) -> Plan:
                   timing=step_time(step.flops, gpu, float(settings.mfu), None if steps is None else int(steps)),
                   fits=fits(memory.total, gpu))
     if settings.get("sample", True):
-        precision, clips = str(settings.sample_precision), int(settings.sample_clips)
-        result.sample = measure_sampling(cfg, precision, clips)
+        result.sample, result.sample_bf16_weights = _sampling(cfg, settings, gpu)
         result.sample_mfu = float(settings.sample_mfu)
         result.sample_s = sample_time(result.sample, gpu, result.sample_mfu)
-        if precision != "bf16-true" and not fits(result.sample.peak.total, gpu):
-            result.sample_bf16_weights = measure_sampling(cfg, "bf16-true", clips)
     if not result.fits:
         result.knobs = _knobs(cfg, step, strategy, ranks)
     return result
@@ -129,13 +126,17 @@ def plan_sampling(cfg: DictConfig) -> SamplingPlan:
 
     settings = cfg.plan
     gpu = gpu_named(str(settings.gpu))
-    clips = _count(settings, "sample_clips")
-    precision = str(settings.sample_precision)
-    sampled = sampling_config(stored_run_config(cfg.checkpoint), settings)
-    sample = measure_sampling(sampled, precision, clips)
-    result = SamplingPlan(gpu=gpu, mfu=float(settings.sample_mfu), source=str(cfg.checkpoint), sample=sample,
-                          sample_s=sample_time(sample, gpu, float(settings.sample_mfu)),
-                          fits=fits(sample.peak.total, gpu))
-    if not result.fits and precision != "bf16-true":
-        result.bf16_weights = measure_sampling(sampled, "bf16-true", clips)
-    return result
+    sample, lighter = _sampling(sampling_config(stored_run_config(cfg.checkpoint), settings), settings, gpu)
+    return SamplingPlan(gpu=gpu, mfu=float(settings.sample_mfu), source=str(cfg.checkpoint), sample=sample,
+                        sample_s=sample_time(sample, gpu, float(settings.sample_mfu)),
+                        fits=fits(sample.peak.total, gpu), bf16_weights=lighter)
+
+
+def _sampling(cfg: DictConfig, settings: DictConfig, gpu: GPU) -> tuple[SampleCount, SampleCount | None]:
+    """Sampling at the plan's precision and clips, and with bfloat16 weights too where that peak does not fit."""
+    precision, clips = str(settings.sample_precision), _count(settings, "sample_clips")
+    sample = measure_sampling(cfg, precision, clips)
+    lighter = None
+    if precision != "bf16-true" and not fits(sample.peak.total, gpu):
+        lighter = measure_sampling(cfg, "bf16-true", clips)
+    return sample, lighter
