@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from worldmodel.config import compose_config
 from worldmodel.plan.gpus import bf16_peak_of_device_name
+from worldmodel.training.train import build_objective
 
 # (name, model preset, views, frames, pixel size, latent downsampling, batch)
 GPU_LAYOUTS = [("base long", "base", 1, 25, (288, 512), 8, 1), ("base mview", "base_mview", 6, 8, (288, 512), 8, 1),
@@ -64,7 +65,7 @@ def build(preset: str, mr: bool, gc_on: bool, device: torch.device):
     model = instantiate(cfg.model, _convert_="all").to(device)
     if gc_on:
         model.enable_gradient_checkpointing()
-    objective = instantiate(cfg.objective, _convert_="all")
+    objective = build_objective(cfg)
     if mr:
         objective.mr_probability, objective.mask_ratio, objective.also_unmasked_pass = 1.0, 0.25, False
     sampler = instantiate(cfg.sampler, _convert_="all")

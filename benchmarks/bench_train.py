@@ -3,8 +3,8 @@
     python -m benchmarks.bench_train [--steps 30] [--threads 2] [--windows 1 3 5] [--self-forcing]
 
 One row per temporal attention window (`model.temporal_window`; the quickstart uses 3, the paper 1); with
-`--self-forcing` each also gets a row of self-forced steps (`self_forcing` in conf/train.yaml: the references
-are first drawn by the EMA weights with the demo rollout's sampler, two steps from the warp at 0.2).
+`--self-forcing` each also gets a row of self-forced steps (`extension=self_forcing`, conf/extension/: the
+references are first drawn by the EMA weights with the demo rollout's sampler, two steps from the warp at 0.2).
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def measure(steps: int, overrides: list[str], self_forced: bool = False) -> dict
 
     def step(batch) -> None:
         if self_forced:
-            batch = module.self_forced(batch)
+            (hook,) = module.step_hooks
+            batch = hook.self_forced(module, batch)
         loss, _ = module._loss(module.model, batch)
         optimizer.zero_grad()
         loss.backward()
@@ -67,7 +68,7 @@ def main() -> None:
         for forced in kinds:
             overrides = [f"model.temporal_window={window}"]
             if forced:
-                overrides += ["self_forcing.probability=1.0", "self_forcing.num_steps=10"]
+                overrides += ["extension=self_forcing", "extension.self_forcing.probability=1.0"]
             r = measure(args.steps, overrides, self_forced=forced)
             print(f"| quickstart (tiny) | {window}x{window} | {'self-forced' if forced else 'plain'} | "
                   f"{r['params_M']:.2f} M | {r['batch']} x {r['frames']} @ {r['size']} | {r['step_s']:.3f} | "

@@ -69,12 +69,13 @@ def _peak_gib() -> float:
 def _built(cfg, device: torch.device) -> tuple[nn.Module, nn.Module, Any, bool]:
     """Network, codec and objective of a plan-ready config on `device` (random weights), as the planner builds them."""
     from worldmodel.plan.codec import plannable_codec
+    from worldmodel.training.train import build_objective
     from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
     codec, encodes, _ = plannable_codec(cfg)
     with device:
         model = instantiate(cfg.model, _convert_="all").train()
-    objective = instantiate(cfg.objective, _convert_="all")
+    objective = build_objective(cfg)
     select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
     freeze_idle_groups(model, objective)
     return model, codec.to(device), objective, encodes

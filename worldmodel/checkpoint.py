@@ -18,6 +18,7 @@ from torch import nn
 
 from worldmodel.errors import UserInputError
 from worldmodel.files import FileWriteError, atomic_write_json
+from worldmodel.retired import retire_settings
 from worldmodel.safe_build import build_stored_config, check_stored_config
 
 EXPORT_MARKER = "worldmodel.json"
@@ -145,7 +146,7 @@ def _stored_section(config: dict[str, Any], section: str, source: Path) -> dict[
     node = config.get(section) if isinstance(config, dict) else None
     if not isinstance(node, dict) or "_target_" not in node:
         raise CheckpointError(f"{source}: its run config has no '{section}' section naming a class (_target_)")
-    node = dict(node)
+    node = retire_settings(section, dict(node), source)
     if "pretrained_sd3" in node:
         # Trained weights are loaded next; the SD3 folder the run started from need not exist here.
         node["pretrained_sd3"] = None

@@ -70,4 +70,8 @@ def with_sampler_overrides(sampler: Any, num_steps: int | None = None, cfg_scale
     are not None (a new sampler, validated as at construction; the checkpoint's own is left as it is)."""
     changes = {k: v for k, v in (("num_steps", num_steps), ("cfg_scale", cfg_scale), ("churn", churn),
                                  ("reference_noise", reference_noise)) if v is not None}
+    if reference_noise is not None and "reference_noise" not in sampler.settings():
+        raise ValueError(f"reference_noise={reference_noise} is for models trained with extension=reference_noise "
+                         f"(their sampler noises the references); this checkpoint's sampler is "
+                         f"{type(sampler).__name__}: leave reference_noise out")
     return sampler.replace(**changes)

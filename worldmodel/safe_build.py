@@ -31,6 +31,7 @@ ALLOWED_TARGETS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "worldmodel.codecs.PixelCodec": {},
     "worldmodel.codecs.DiffusersVAECodec": {},
     "worldmodel.diffusion.FlowEulerSampler": {},
+    "worldmodel.experimental.reference_noise.NoisyReferenceSampler": {},
     "worldmodel.training.datamodule.WorldModelDataModule": {"train": OBJECT, "val": OBJECT},
     "worldmodel.data.pool.ClipPool": {"dataset": OBJECT},
     "worldmodel.data.registry.MixtureDataset": {"datasets": OBJECTS_BY_NAME},

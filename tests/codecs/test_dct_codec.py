@@ -54,70 +54,7 @@ def test_bad_sizes_are_named() -> None:
         DCTCodec().encode(torch.zeros(1, 3, 6, 8))
 
 
-def test_standardised_codec_round_trips_and_decodes_the_same_frames() -> None:
-    mean = torch.linspace(-1.0, 0.5, 16).tolist()
-    std = torch.linspace(0.05, 2.0, 16).tolist()
-    plain, standardised = DCTCodec(), DCTCodec(channel_mean=mean, channel_std=std)
-    frames = torch.rand(2, 3, 8, 12) - 0.5  # within [-1, 1] after projection too: decode's clamp stays out of it
-    z = standardised.encode(frames)
-    # Standardisation is an exact affine map of the plain codec's latents ...
-    expected = (plain.encode(frames) - torch.tensor(mean).view(16, 1, 1)) / torch.tensor(std).view(16, 1, 1)
-    torch.testing.assert_close(z, expected, atol=1e-5, rtol=1e-5)
-    # ... so both decode to the same frames, and encode(decode(z)) is still the identity.
-    torch.testing.assert_close(standardised.decode(z), plain.decode(plain.encode(frames)), atol=1e-5, rtol=0)
-    torch.testing.assert_close(standardised.encode(standardised.decode(z)), z, atol=1e-4, rtol=0)
-
-
-def test_measured_statistics_standardise_the_channels() -> None:
-    from worldmodel.codecs.dct_stats import channel_statistics
-
-    generator = torch.Generator().manual_seed(0)
-    # Smooth random frames with a colour cast: channels of very different spreads and a nonzero mean.
-    low = torch.rand(6, 3, 4, 8, generator=generator)
-    frames = torch.nn.functional.interpolate(low, size=(16, 32), mode="bilinear") * 0.8 - 0.3
-    clips = [{"frames": ((frames[i:i + 3] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-              .permute(0, 2, 3, 1)[:, None].numpy()} for i in (0, 3)]  # (T, V, H, W, 3) uint8
-    mean, std = channel_statistics(DCTCodec(), clips)
-    assert max(std) / min(std) > 5
-    codec = DCTCodec(channel_mean=mean, channel_std=std)
-    quantised = torch.cat([torch.from_numpy(c["frames"][:, 0]).permute(0, 3, 1, 2).float() / 127.5 - 1 for c in clips])
-    z = codec.encode(quantised)
-    # Statistics are printed to 4 decimals: a channel of spread 0.01 is standardised to within 1 %.
-    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(16), atol=1e-2, rtol=0)
-    torch.testing.assert_close(z.std(dim=(0, 2, 3), unbiased=False), torch.ones(16), atol=1e-2, rtol=0)
-
-
-def test_bad_channel_statistics_are_named() -> None:
-    with pytest.raises(ValueError, match="16 values"):
-        DCTCodec(channel_mean=[0.0] * 15, channel_std=[1.0] * 16)
-    with pytest.raises(ValueError, match="> 0"):
-        DCTCodec(channel_std=[1.0] * 15 + [0.0])
-
-
-def test_dct_stats_cli_prints_config_lines(capsys) -> None:
-    from worldmodel.codecs.dct_stats import main
-
-    main(["--clips", "2", "experiment=quickstart", "data.clip.size=[32,64]", "data.clip.num_frames=2"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("channel_mean: [") and lines[1].startswith("channel_std: [")
-    std = [float(x) for x in lines[1].split("[")[1].rstrip("]").split(",")]
-    assert len(std) == 16 and min(std) > 0
-
-
-def test_unstandardised_codec_keeps_its_dtype_under_autocast() -> None:
+def test_codec_keeps_its_dtype_under_autocast() -> None:
     frames = torch.rand(1, 3, 8, 8) - 0.5
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert DCTCodec().encode(frames).dtype == torch.bfloat16
-        assert DCTCodec(channel_std=[2.0] * 16).encode(frames).dtype == torch.bfloat16
-
-
-def test_statistics_are_part_of_the_codec_description() -> None:
-    assert "channel_std" not in repr(DCTCodec())
-    assert repr(DCTCodec(channel_std=[2.0] * 16)) != repr(DCTCodec(channel_std=[3.0] * 16))
-
-
-def test_dct_stats_refuses_a_latent_cache(tmp_path) -> None:
-    from worldmodel.codecs.dct_stats import main
-
-    with pytest.raises(SystemExit, match="latent cache"):
-        main(["experiment=quickstart", "data=latent_cache", f"data.train.cache_dir={tmp_path}"])

@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from tests.model.test_maskgwm import tiny_preset
 from worldmodel.diffusion import FlowEulerSampler
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -92,7 +93,7 @@ def tiny_model_with_open_gates() -> nn.Module:
     """The tiny preset with its zero-initialised temporal gates and action projection made non-zero,
     so that references, noise and actions all reach the output."""
     torch.manual_seed(0)
-    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).eval()
+    model = instantiate(tiny_preset()).eval()
     with torch.no_grad():
         for block in model.temporal_blocks:
             block.adaLN_modulation[-1].weight.normal_(std=0.1)
@@ -131,7 +132,7 @@ def test_rejects_bad_arguments():
 def test_sampler_never_asks_for_mask_reconstruction():
     """MR is training-only: even a model left in training mode is sampled on the full token grid."""
     torch.manual_seed(0)
-    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml")).train()
+    model = instantiate(tiny_preset()).train()
     plans = []
     model.register_forward_pre_hook(lambda mod, args, kwargs: plans.append(kwargs.get("mask_plan")),
                                     with_kwargs=True)
@@ -196,39 +197,6 @@ def test_replace_makes_a_validated_copy():
         sampler.replace(num_steps=0)
     with pytest.raises(ValueError, match="no setting 'steps'"):
         sampler.replace(steps=10)
-
-
-class ReferenceRecorder(nn.Module):
-    """Zero velocity; records the reference frames it is shown."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def forward(self, latents, tau, actions=None, action_valid=None, is_reference=None, **kwargs):
-        self.seen.append(latents[is_reference].clone())
-        return torch.zeros_like(latents)
-
-
-def test_reference_noise_shows_the_model_noised_references_and_returns_the_clean_ones():
-    reference = torch.randn(2, 2, 1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
-    noise = torch.randn(2, 1, 1, 3, 4, 4)
-    recorder = ReferenceRecorder()
-    out = FlowEulerSampler(num_steps=3, cfg_scale=1.0, reference_noise=0.3).sample(
-        recorder, reference, 3, noise=noise, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(out[:, :2], reference)
-    # One draw of reference noise per call, the same at every step; it comes after the frames' noise,
-    # which was given here, so it is the generator's first draw.
-    expected = 0.7 * reference + 0.3 * torch.randn(reference.shape, generator=torch.Generator().manual_seed(1))
-    assert len(recorder.seen) == 3
-    for seen in recorder.seen:
-        assert torch.allclose(seen, expected.reshape(-1, 1, 3, 4, 4), atol=1e-6)
-    clean = ReferenceRecorder()
-    FlowEulerSampler(num_steps=2, cfg_scale=1.0).sample(clean, reference, 3, noise=noise)
-    assert torch.equal(clean.seen[0], reference.reshape(-1, 1, 3, 4, 4))
-    with pytest.raises(ValueError, match="reference_noise"):
-        FlowEulerSampler(reference_noise=1.0)
-    assert FlowEulerSampler().replace(reference_noise=0.2).reference_noise == 0.2
 
 
 class InputRecorder(nn.Module):

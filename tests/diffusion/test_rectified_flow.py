@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from tests.model.test_maskgwm import tiny_preset
 from worldmodel.config import compose_config
 from worldmodel.diffusion import RectifiedFlow
 
@@ -92,13 +93,11 @@ def test_reference_frames_excluded_from_loss():
     num_reference = torch.tensor([1, 2, 0, 3])
     losses = {}
     for offset in (0.0, 100.0):
-        for on_reference in (False, True):
-            flow = RectifiedFlow(loss_on_reference=on_reference)
-            loss, _ = flow.training_loss(LinearVelocity(offset), latents, num_reference,
-                                         generator=torch.Generator().manual_seed(3))
-            losses[offset, on_reference] = loss.item()
-    assert losses[0.0, False] == losses[100.0, False]
-    assert losses[100.0, True] > losses[0.0, True] + 100.0
+        # LinearVelocity's offset lands on the reference frames only; the loss must not see it.
+        loss, _ = RectifiedFlow().training_loss(LinearVelocity(offset), latents, num_reference,
+                                                generator=torch.Generator().manual_seed(3))
+        losses[offset] = loss.item()
+    assert losses[0.0] == losses[100.0]
 
 
 def test_loss_is_the_mse_of_predicted_frames():
@@ -119,28 +118,9 @@ def test_loss_is_the_mse_of_predicted_frames():
     assert logs["loss"] == loss.detach() and "action_keep_rate" not in logs
 
 
-def test_sample_space_loss_is_the_clean_latent_mse():
-    latents = clip(b=2, t=3)
-    flow = RectifiedFlow(loss_space="sample")
-    gen = torch.Generator().manual_seed(7)
-    loss, _ = flow.training_loss(LinearVelocity(), latents, torch.tensor([1, 0]), generator=gen)
-    gen = torch.Generator().manual_seed(7)
-    tau = flow.sample_tau(2, generator=gen)
-    eps = torch.randn(latents.shape, generator=gen)
-    mask = torch.tensor([[False, True, True], [True, True, True]])
-    tau_frames = torch.where(mask, tau[:, None], torch.zeros(2, 3))
-    z_tau = flow.add_noise(latents, eps, tau_frames)
-    # The clean latent the velocity implies, z_tau - tau v_hat, against the true one.
-    z0_hat = z_tau - tau_frames[..., None, None, None, None] * (0.5 * z_tau)
-    expected = (z0_hat - latents)[mask].square().mean()
-    assert torch.allclose(loss, expected, atol=1e-6)
-    with pytest.raises(ValueError, match="loss_space"):
-        RectifiedFlow(loss_space="x0")
-
-
 def test_loss_trains_the_tiny_model():
     torch.manual_seed(0)
-    model = instantiate(OmegaConf.load(CONF / "model" / "tiny.yaml"))
+    model = instantiate(tiny_preset())
     flow = instantiate(OmegaConf.load(CONF / "objective" / "rectified_flow.yaml"))
     latents = torch.randn(2, 3, 1, 16, 8, 8)
     loss, logs = flow.training_loss(model, latents, torch.tensor([1, 2]), torch.randn(2, 19),
@@ -205,22 +185,23 @@ def test_no_mr_in_eval_mode_or_when_off():
 def test_mixed_batch_runs_both_passes_on_every_row_and_keeps_each_rows_own():
     latents = mr_clip(b=8)
     num_reference = torch.tensor([0, 1] * 4)
-    flow = RectifiedFlow(mr_probability=1.0, mr_tau_range=(0.0, 0.5))
+    flow = RectifiedFlow(mr_probability=0.5)
     model = PlanRecorder(masked_offset=10.0)
     loss, logs = flow.training_loss(model, latents, num_reference, generator=torch.Generator().manual_seed(1))
     # The same two passes whatever the rows drew (DDP / FSDP ranks must run the same modules), each on all rows.
     masked_call, plain_call = model.calls
     assert masked_call["plan"] is not None and plain_call["plan"] is None
     assert masked_call["tau"].shape[0] == plain_call["tau"].shape[0] == 8
-    tau_drawn = masked_call["tau"].max(dim=1).values
-    assert 0 < logs["mr_fraction"] < 1 and logs["mr_fraction"] == (tau_drawn <= 0.5).float().mean()
-    # The loss averages every predicted frame once; replay the per-frame errors to check it.
+    # Replay the draws (tau, eps, then the MR draw) to check which rows were masked and the loss.
     gen = torch.Generator().manual_seed(1)
     tau = flow.sample_tau(8, generator=gen)
     eps = torch.randn(latents.shape, generator=gen)
+    masked = torch.rand(8, generator=gen) < 0.5
+    assert 0 < masked.sum() < 8 and logs["mr_fraction"] == masked.float().mean()
     is_ref = torch.arange(3)[None] < num_reference[:, None]
     tau_frames = torch.where(is_ref, 0.0, tau[:, None])
-    pred = 0.5 * flow.add_noise(latents, eps, tau_frames) + 10.0 * (tau <= 0.5)[:, None, None, None, None, None]
+    pred = 0.5 * flow.add_noise(latents, eps, tau_frames) + 10.0 * masked[:, None, None, None, None, None]
+    # The loss averages every predicted frame once, from the masked pass on masked rows, the plain one elsewhere.
     expected = (pred - (eps - latents)).square().mean(dim=(2, 3, 4, 5))[~is_ref].mean()
     assert torch.allclose(loss, expected, atol=1e-5)
 
@@ -243,7 +224,7 @@ def test_mr_needs_a_model_with_reconstruction_and_valid_options():
     with pytest.raises(ValueError, match="mask_reconstruction"):
         RectifiedFlow(mr_probability=1.0).training_loss(LinearVelocity(), clip(), torch.zeros(4, dtype=torch.long))
     for kwargs, name in (({"mask_ratio": 1.0}, "mask_ratio"), ({"mr_probability": 2.0}, "mr_probability"),
-                         ({"spatial_mask_prob": -0.1}, "spatial_mask_prob"), ({"mr_tau_range": (0.6, 0.2)}, "mr_tau_range")):
+                         ({"spatial_mask_prob": -0.1}, "spatial_mask_prob")):
         with pytest.raises(ValueError, match=name):
             RectifiedFlow(**kwargs)
 
@@ -262,58 +243,3 @@ def test_mr_objective_trains_the_tiny_mview_model():
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert grads["mask_token.token"].abs().sum() > 0
     assert grads["view_blocks.0.adaLN_modulation.1.weight"].abs().sum() > 0
-
-
-def test_reference_noise_noises_only_the_reference_frames_within_the_level():
-    latents = clip(b=64, t=3)
-    num_reference = torch.full((64,), 2)
-    clean, noisy = LinearVelocity(), LinearVelocity()
-    RectifiedFlow().training_loss(clean, latents, num_reference, generator=torch.Generator().manual_seed(5))
-    RectifiedFlow(reference_noise=0.5).training_loss(noisy, latents, num_reference,
-                                                     generator=torch.Generator().manual_seed(5))
-    seen, plain = noisy.calls[0], clean.calls[0]
-    # Same tau and eps draws first, so the predicted frame is the same; the model still sees tau = 0 on references.
-    assert torch.equal(seen["latents"][:, 2], plain["latents"][:, 2])
-    assert torch.equal(seen["tau"], plain["tau"])
-    shift = (seen["latents"][:, :2] - latents[:, :2]).flatten(1)  # r (n - z0) for one level r per sample
-    level = (shift.norm(dim=1) / (latents[:, :2].flatten(1).norm(dim=1) * 2 ** 0.5))
-    assert shift.abs().sum(dim=1).gt(0).all()
-    assert level.max() < 0.5 * 1.5 and 0.15 < level.mean() < 0.35  # uniform in [0, 0.5]; n, z0 unit normals
-    with pytest.raises(ValueError, match="reference_noise"):
-        RectifiedFlow(reference_noise=1.0)
-
-
-def test_dynamics_error_weights_where_the_predicted_change_is_wrong():
-    from worldmodel.diffusion.rectified_flow import dynamics_error
-    z0 = torch.zeros(1, 3, 1, 2, 1, 2)  # two positions per frame
-    tau = torch.tensor([[0.0, 1.0, 1.0]])
-    is_reference = torch.tensor([[True, False, False]])
-    z_tau = torch.zeros_like(z0)
-    # Velocity whose clean estimate z_tau - tau v is right everywhere but position 1 of frame 1.
-    velocity = torch.zeros_like(z0)
-    velocity[0, 1, 0, :, 0, 1] = -1.0  # estimate +1 on both channels there
-    err_map = torch.ones_like(z0)
-    out = dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)
-    assert out.shape == (1, 3) and out[0, 0] == 0
-    # Frame 1: the change from frame 0 is wrong at position 1 only, weight (2, normalised to mean 1) -> 0, 2.
-    # Frame 2: the change from frame 1 is wrong at position 1 too. Both average to 1 with unit errors.
-    assert torch.allclose(out, torch.tensor([[0.0, 1.0, 1.0]]))
-    err_map[0, 1, 0, :, 0, 0] = 5.0  # error where the change is right does not count
-    assert torch.allclose(dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)[0, 1], torch.tensor(1.0))
-    err_map[0, 1, 0, :, 0, 1] = 3.0  # error where it is wrong counts twice (weight 2 at one of 2 positions)
-    assert torch.allclose(dynamics_error(err_map, velocity, z_tau, z0, tau, is_reference)[0, 1], torch.tensor(3.0))
-
-
-def test_dynamics_weight_adds_the_dynamics_term_and_trains():
-    latents = clip(b=2, t=4)
-    num_reference = torch.tensor([1, 2])
-    base, _ = RectifiedFlow().training_loss(LinearVelocity(), latents, num_reference,
-                                            generator=torch.Generator().manual_seed(2))
-    model = LinearVelocity()
-    with_dyn, _ = RectifiedFlow(dynamics_weight=0.5).training_loss(model, latents, num_reference,
-                                                                   generator=torch.Generator().manual_seed(2))
-    assert with_dyn > base  # the extra term is a weighted MSE, positive unless the prediction is exact
-    with_dyn.backward()
-    assert model.w.grad is not None and model.w.grad.abs() > 0
-    with pytest.raises(ValueError, match="dynamics_weight"):
-        RectifiedFlow(dynamics_weight=-1.0)

@@ -6,11 +6,18 @@ import pytest
 import torch
 from diffusers import SD3Transformer2DModel
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from worldmodel.model import MaskGWM, TemporalBlock, sample_mask_plan
 
 TINY_YAML = Path(__file__).resolve().parents[2] / "conf" / "model" / "tiny.yaml"
+
+
+def tiny_preset():
+    """conf/model/tiny.yaml as Hydra composes it (it inherits from sd3_medium.yaml), without any experiment."""
+    from worldmodel.config import compose_config
+
+    return compose_config("train", ["model=tiny", "~experiment"]).model
+
 SD3_KEYS = ("sample_size", "patch_size", "in_channels", "out_channels", "num_layers", "attention_head_dim",
             "num_attention_heads", "joint_attention_dim", "caption_projection_dim", "pooled_projection_dim",
             "pos_embed_max_size", "qk_norm")
@@ -18,7 +25,7 @@ SD3_KEYS = ("sample_size", "patch_size", "in_channels", "out_channels", "num_lay
 
 def tiny_model(seed: int = 0, **overrides) -> MaskGWM:
     torch.manual_seed(seed)
-    cfg = OmegaConf.load(TINY_YAML)
+    cfg = tiny_preset()
     for key, value in overrides.items():
         cfg[key] = value
     return instantiate(cfg).eval()

@@ -8,12 +8,12 @@ from diffusers import SD3Transformer2DModel
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.model.test_maskgwm import SD3_KEYS, TINY_YAML, inputs
+from tests.model.test_maskgwm import SD3_KEYS, tiny_preset, inputs
 from worldmodel.model import MaskGWM, SD3LoadError, build_maskgwm
 
 
 def tiny_config() -> dict:
-    cfg = OmegaConf.to_container(OmegaConf.load(TINY_YAML))
+    cfg = OmegaConf.to_container(tiny_preset())
     cfg.pop("_target_")
     cfg.pop("pretrained_sd3")
     return cfg
@@ -60,7 +60,7 @@ def test_loads_sd3_weights_into_the_spatial_stack(tmp_path, layout):
 
 def test_preset_config_switch(tmp_path):
     sd3 = save_sd3(tmp_path / "sd3")
-    cfg = OmegaConf.load(TINY_YAML)
+    cfg = tiny_preset()
     assert cfg.pretrained_sd3 is None
     cfg.pretrained_sd3 = str(tmp_path / "sd3")
     model = instantiate(cfg, _convert_="all")

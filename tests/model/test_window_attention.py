@@ -3,13 +3,12 @@
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from worldmodel.model import TemporalBlock
 from worldmodel.model.attention import Attention
 from worldmodel.model.window_attention import WindowTemporalAttention, window_index, window_offsets
 
-from tests.model.test_maskgwm import TINY_YAML, inputs, mask_plan_for, perturb_all
+from tests.model.test_maskgwm import tiny_preset, inputs, mask_plan_for, perturb_all
 
 
 def test_window_index_of_a_corner_and_an_inner_position():
@@ -81,7 +80,7 @@ def test_windowed_block_needs_the_grid():
 
 def windowed_tiny(seed: int = 0):
     torch.manual_seed(seed)
-    cfg = OmegaConf.load(TINY_YAML)
+    cfg = tiny_preset()
     cfg.temporal_window = 3
     return instantiate(cfg)
 

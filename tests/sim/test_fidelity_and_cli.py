@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from worldmodel.config import compose_config
+from worldmodel.eval.ssim import ssim
+from worldmodel.sim import fidelity
 from worldmodel.sim.policies import PolicyError
 from worldmodel.sim.run import simulate
 from worldmodel.viz import read_video
@@ -21,7 +23,16 @@ def _cfg(export, run_dir, *overrides):
                                   *overrides])
 
 
-def test_fidelity_command_writes_its_table(sim_export, tmp_path):
+def _psnr_db(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR of uint8 frames (..., H, W, 3) per leading index: 10 log10(255^2 / MSE)."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(-3, -2, -1))
+    return 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def test_fidelity_command_writes_its_table(sim_export, tmp_path, monkeypatch):
+    pairs = []
+    drive = fidelity.drive_pair
+    monkeypatch.setattr(fidelity, "drive_pair", lambda *a, **k: pairs.append(drive(*a, **k)) or pairs[-1])
     cfg = _cfg(sim_export, tmp_path, "episodes=1", "horizon_s=2", "fidelity.enabled=true", "fidelity.episodes=2")
     result = simulate(cfg)
     assert len(result.episodes) == 1 and result.episodes[0]["steps"] == 4
@@ -30,8 +41,19 @@ def test_fidelity_command_writes_its_table(sim_export, tmp_path):
     data = json.loads((folder / "fidelity.json").read_text())
     rows = data["per_second"]
     assert [r["second"] for r in rows] == [1, 2] and all(r["frames"] == 10 for r in rows)
-    for row in rows:
-        assert 0.0 < row["psnr"] < 60.0 and -1.0 <= row["ssim"] <= 1.0 and row["psnr_copy_last_frame"] > 0
+    # Recomputed from the two episodes' frames: per frame the mean over views of the PSNR, per second the mean over
+    # its 10 frames (second j: frames 10j + 1 .. 10j + 10 after the reference), then over the episodes.
+    assert len(pairs) == 2
+    k = pairs[0].num_reference
+    for j, row in enumerate(rows):
+        window = slice(k + 10 * j, k + 10 * (j + 1))
+        model = np.mean([_psnr_db(p.generated[window], p.truth[window]).mean(axis=1).mean() for p in pairs])
+        copy = np.mean([_psnr_db(np.broadcast_to(p.truth[k - 1], p.truth[window].shape), p.truth[window])
+                        .mean(axis=1).mean() for p in pairs])
+        assert row["psnr"] == pytest.approx(model, abs=1e-4) and row["psnr_copy_last_frame"] == pytest.approx(
+            copy, abs=1e-4)
+        expected_ssim = np.mean([ssim(p.generated[window], p.truth[window]).mean() for p in pairs])
+        assert row["ssim"] == pytest.approx(expected_ssim, abs=1e-4)  # SSIM itself: tests/eval/test_ssim_values.py
         assert row["fvd"] is None
     assert "needs at least 16 clips" in data["fvd_note"]
     assert all(e["commanded_state_divergence_m"] < 1e-9 for e in data["episodes"]) and len(data["episodes"]) == 2

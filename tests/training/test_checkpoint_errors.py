@@ -1,12 +1,14 @@
 """A missing, damaged or foreign checkpoint fails with a message that names it and the fix."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from worldmodel.checkpoint import CheckpointError, load_world_model, save_export
+from worldmodel.files import FileWriteError
 
 
 def test_missing_checkpoint(tmp_path: Path) -> None:
@@ -46,7 +48,8 @@ def test_failed_export_keeps_the_previous_one(trained_run, tmp_path: Path) -> No
         def save_pretrained(self, *args, **kwargs):
             raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    # The error names the export folder being written and keeps the writer's own cause.
+    with pytest.raises(FileWriteError, match=rf"writing {re.escape(str(target))} failed \(OSError: disk full\)"):
         save_export(target, Broken(), loaded.config, step=8)
     after = {p.name: p.read_bytes() for p in target.rglob("*") if p.is_file()}
     assert after == before

@@ -67,8 +67,8 @@ def test_fsdp_ranks_agree_on_self_forcing_when_one_rank_cannot_warp(tmp_path: Pa
     # Self-forced steps sample with the EMA weights, whose FSDP units every rank gathers: each step's choice
     # comes from the step number (steps 0-2 are chosen at probability 0.5), and at step 1 rank 1's clip has no
     # calibration to warp, so neither rank samples there.
-    log = run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "self_forcing.probability=0.5",
-                               "self_forcing.generated_frames=1", "self_forcing.num_steps=2"])
+    log = run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "extension=self_forcing",
+                               "extension.self_forcing.generated_frames=1", "extension.self_forcing.num_steps=2"])
     assert log.count("step 1 not self-forced") == 2, log[-4000:]  # both ranks skipped it
     assert "step 0 not self-forced" not in log and "step 2 not self-forced" not in log
 
@@ -76,7 +76,7 @@ def test_fsdp_ranks_agree_on_self_forcing_when_one_rank_cannot_warp(tmp_path: Pa
 def test_fsdp_ranks_train_in_step_with_warp_prior_and_warp_condition_when_one_rank_cannot_warp(tmp_path: Path) -> None:
     # Starting from the warp prior and the warp condition change a sample's inputs, never which modules run: a
     # rank without a warp feeds the zero warp through the same embedding.
-    run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "objective.warp_prior_probability=0.5",
+    run_ranks(tmp_path, [*UNWARPABLE_RANK_1_AT_STEP_1, "extension=warp_prior",
                          "model.warp_condition=true"])
 
 

@@ -1,6 +1,7 @@
 """Training end to end: fast_dev_run of every experiment, a short run's outputs, one-batch overfit."""
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 
 from tests.conftest import TINY_RUN
 from tests.data.nuscenes_fixture import FakeScene, write_nuscenes
+from tests.training.one_step import check_one_step, record_training
 from tests.training.test_data_configs_cli import _opendv as write_opendv
 from worldmodel.checkpoint import load_world_model
 from worldmodel.config import CONF_DIR, compose_config
@@ -47,20 +49,41 @@ def test_fast_dev_run_of_every_experiment(experiment: str, tmp_path: Path, paper
         monkeypatch.setenv(name, folder)
     cfg = compose_config("train", [f"experiment={experiment}", "debug=fast_dev_run", "data.clip.size=[32,64]",
                                    *_test_sized(experiment), f"run_dir={tmp_path}"])
+    recording = record_training(monkeypatch)
     result = train(cfg)
-    assert result.metrics["train/loss"] > 0
+    # One step, its loss that of the recorded batch, its update one AdamW step of the trainable weights, the EMA
+    # one warm-up update (tests/training/one_step.py).
+    check_one_step(recording, result, cfg)
+    # fast_dev_run writes no export, log or sample (conf/debug/fast_dev_run.yaml); for checkpoints see below.
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["checkpoints"])
+
+
+def test_fast_dev_run_writes_no_checkpoint(tmp_path: Path) -> None:
+    """conf/debug/fast_dev_run.yaml: "no checkpoints or logs". A last.ckpt of a one-batch debug run would be what a
+    later ckpt_path=last resumes from."""
+    cfg = compose_config("train", [*TINY_RUN, "debug=fast_dev_run", f"run_dir={tmp_path}"])
+    result = train(cfg)
+    assert result.global_step == 1
+    assert result.last_checkpoint is None and not (tmp_path / "checkpoints").exists()
 
 
 def test_short_run_writes_checkpoint_export_logs_and_samples(trained_run) -> None:
     run_dir = trained_run.run_dir
     assert trained_run.last_checkpoint is not None and trained_run.last_checkpoint.is_file()
-    assert (run_dir / "export" / "worldmodel.json").is_file()
-    assert (run_dir / "logs" / "csv" / "metrics.csv").is_file()
-    assert any((run_dir / "logs" / "tensorboard").iterdir())
-    videos = sorted((run_dir / "samples").glob("*.mp4"))
-    assert videos, "the sample callback wrote no video"
-    assert read_video(videos[0]).shape[0] == 4  # num_frames of TINY_RUN
-    assert sorted((run_dir / "samples").glob("*.png"))
+    assert trained_run.last_checkpoint.name == "last.ckpt" and trained_run.global_step == 2
+    assert sorted(str(p.relative_to(run_dir / "export")) for p in (run_dir / "export").rglob("*")) == [
+        "model", "model/config.json", "model/diffusion_pytorch_model.safetensors", "worldmodel.json"]
+    # Training metrics are logged every 10 steps (more than this run has); the one validation, at the end of step 2,
+    # is Lightning's row of step index 1, with the value the run returned.
+    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["epoch"], r["step"]) for r in rows] == [("0", "1")] and set(rows[0]) == {"epoch", "step", "val/loss"}
+    assert float(rows[0]["val/loss"]) == pytest.approx(trained_run.metrics["val/loss"], rel=1e-6)
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "logs" / "tensorboard").iterdir())
+    # sample_videos fires at step 2 (every_n_train_steps=2) with num_clips=1: one video and its contact sheet.
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step0000002.png", "step0000002_clip0.mp4"]
+    video = read_video(run_dir / "samples" / "step0000002_clip0.mp4")
+    assert video.shape[0] == 4  # num_frames of TINY_RUN
     assert not list(run_dir.glob("**/.*tmp*")), "a temporary file was left behind"
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from worldmodel.data.synthetic import SyntheticDriving
 from worldmodel.diffusion import RectifiedFlow
+from worldmodel.experimental.warp_prior import WarpPriorStart
 from worldmodel.codecs import DCTCodec
 from worldmodel.rollout.jobs import calibration_of
 from worldmodel.rollout.warp_start import warp_views
@@ -89,8 +90,8 @@ def test_objective_starts_chosen_samples_from_the_noised_prior() -> None:
     z0 = torch.randn(6, 4, 1, 3, 2, 2)
     prior = z0 + 0.5 * torch.randn_like(z0)
     has_prior = torch.tensor([True, True, True, True, False, False])
-    objective = RectifiedFlow(time_sampling="uniform", action_dropout=0.0, warp_prior_probability=1.0,
-                              warp_prior_tau=(0.2, 0.4))
+    objective = RectifiedFlow(time_sampling="uniform", action_dropout=0.0,
+                              extensions=[WarpPriorStart(probability=1.0, tau=(0.2, 0.4))])
     oracle = SampleOracle(z0)
     loss, logs = objective.training_loss(oracle, z0, torch.tensor([1, 1, 2, 3, 1, 1]), prior=prior,
                                          has_prior=has_prior, generator=torch.Generator().manual_seed(2))
@@ -116,19 +117,20 @@ def test_a_network_that_returns_the_prior_is_penalised() -> None:
     torch.manual_seed(0)
     z0 = torch.randn(2, 3, 1, 3, 2, 2)
     prior = z0 + torch.randn_like(z0)
-    objective = RectifiedFlow(time_sampling="uniform", warp_prior_probability=1.0)
+    objective = RectifiedFlow(time_sampling="uniform", extensions=[WarpPriorStart(probability=1.0)])
     copier = SampleOracle(prior)
     loss, _ = objective.training_loss(copier, z0, torch.tensor([1, 1]), prior=prior)
     assert loss.item() > 1.0
 
 
 def test_bad_warp_prior_settings_are_named() -> None:
-    with pytest.raises(ValueError, match="warp_prior_probability"):
-        RectifiedFlow(warp_prior_probability=1.5)
+    for bad in (1.5, 0.0):
+        with pytest.raises(ValueError, match=r"extension.warp_prior.probability must be in \(0, 1\]"):
+            WarpPriorStart(probability=bad)
     for bad in [(0.0, 0.5), (0.01, 0.04), 0.4, (0.1, 0.2, 0.3), (0.5, 0.1)]:
-        with pytest.raises(ValueError, match="warp_prior_tau"):
-            RectifiedFlow(warp_prior_tau=bad)
-    objective = RectifiedFlow(warp_prior_probability=0.5)
+        with pytest.raises(ValueError, match=r"extension.warp_prior.tau must be \[lo, hi\]"):
+            WarpPriorStart(tau=bad)
+    objective = RectifiedFlow(extensions=[WarpPriorStart(probability=0.5)])
     with pytest.raises(ValueError, match="warp prior has shape"):
         objective.training_loss(SampleOracle(torch.zeros(1, 2, 1, 3, 2, 2)), torch.zeros(1, 2, 1, 3, 2, 2),
                                 torch.tensor([1]), prior=torch.zeros(1, 2, 1, 3, 4, 4))
@@ -144,7 +146,8 @@ def test_training_module_feeds_the_rollouts_warp_prior(tmp_path) -> None:
     from worldmodel.config import compose_config
     from worldmodel.training.train import build_module
 
-    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "objective.warp_prior_probability=1.0"])
+    cfg = compose_config("train", [*TINY_RUN, f"run_dir={tmp_path}", "extension=warp_prior",
+                                   "extension.warp_prior.probability=1.0"])
     module = build_module(cfg, run_config={})
     data = instantiate(cfg.data, reference_choices=[0, 1, 2, 3], reference_weights=[0, 1, 1, 1], _convert_="all")
     batch = next(iter(data.train_dataloader()))
@@ -165,14 +168,15 @@ def test_training_module_feeds_the_rollouts_warp_prior(tmp_path) -> None:
     _, cached_logs = module._loss(module.model, cached)
     assert cached_logs["warp_prior_fraction"].item() == 1.0
     # Validation scores the plain objective, comparable with runs trained without the prior.
-    _, plain_logs = module._loss(module.model, batch, start_from_prior=False)
+    _, plain_logs = module._loss(module.model, batch, training=False)
     assert "warp_prior_fraction" not in plain_logs
 
 
 def test_prior_started_samples_are_never_masked() -> None:
     torch.manual_seed(0)
     z0 = torch.randn(8, 3, 1, 3, 2, 2)
-    objective = RectifiedFlow(time_sampling="uniform", mr_probability=1.0, warp_prior_probability=0.5)
+    objective = RectifiedFlow(time_sampling="uniform", mr_probability=1.0,
+                              extensions=[WarpPriorStart(probability=0.5)])
 
     class Recorder(SampleOracle):
         training = True

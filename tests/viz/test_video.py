@@ -62,7 +62,7 @@ def test_clear_errors(tmp_path):
         write_video(tmp_path / "f.mp4", np.zeros((2, 8, 8, 3), np.float32), fps=10)
     with pytest.raises(ValueError, match=r"\(t, h, w, 3\)"):
         write_video(tmp_path / "f.mp4", np.zeros((2, 8, 8), np.uint8), fps=10)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"no video file at .*missing\.mp4"):
         read_video(tmp_path / "missing.mp4")
     assert list(tmp_path.iterdir()) == []
 
@@ -84,7 +84,7 @@ def test_tensor_uint8_round_trip():
     assert to_uint8(torch.tensor([-2.0, 2.0]).view(1, 2, 1, 1).expand(3, 2, 1, 1).permute(1, 0, 2, 3))[
         :, 0, 0
     ].tolist() == [[0, 0, 0], [255, 255, 255]]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"to_uint8 expects \(\.\.\., 3, H, W\), got \(2, 4, 4\)"):
         to_uint8(torch.zeros(2, 4, 4))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="from_uint8 expects uint8 frames"):
         from_uint8(np.zeros((4, 4, 3), np.float32))

@@ -48,8 +48,7 @@ class DCTCodec(LatentCodec):
     """Block-DCT codec: `luma` + 2 * `chroma` latent channels at 1/`block` resolution."""
 
     def __init__(self, block: int = 4, luma: int = 10, chroma: int = 3, scale: float = 1.0,
-                 chunk_size: int = 64, channel_mean: list[float] | None = None,
-                 channel_std: list[float] | None = None) -> None:
+                 chunk_size: int = 64) -> None:
         super().__init__()
         if block < 1 or not 1 <= luma <= block * block or not 0 <= chroma <= block * block:
             raise ValueError(f"DCTCodec needs block >= 1 and 1 <= luma, chroma <= block**2 = {block * block}, "
@@ -67,22 +66,6 @@ class DCTCodec(LatentCodec):
             for index in order[:keep]:
                 rows.append(torch.kron(COLOUR_BASIS[colour].double(), basis2d[index]))
         self.register_buffer("basis", torch.stack(rows).float(), persistent=False)  # (C, 3 * f * f)
-        c = self.latent_channels
-        # Optional per-channel standardisation (like the per-channel latent statistics of Wan's VAE): the
-        # coefficients' spreads differ 25-fold on driving frames, so equal noise drowns the fine channels
-        # first; standardised, every channel loses its signal at the same diffusion time.
-        mean = torch.zeros(c) if channel_mean is None else torch.tensor(list(channel_mean), dtype=torch.float32)
-        std = torch.ones(c) if channel_std is None else torch.tensor(list(channel_std), dtype=torch.float32)
-        if mean.shape != (c,) or std.shape != (c,):
-            raise ValueError(f"DCTCodec's channel_mean and channel_std need {c} values each (luma + 2 * chroma), "
-                             f"got {mean.numel()} and {std.numel()}; `python -m worldmodel.codecs.dct_stats` "
-                             f"measures them on your data")
-        if not bool((std > 0).all()):
-            raise ValueError(f"DCTCodec's channel_std must be > 0, got {std.tolist()}")
-        self.register_buffer("channel_mean", mean.view(c, 1, 1), persistent=False)
-        self.register_buffer("channel_std", std.view(c, 1, 1), persistent=False)
-        # Without statistics the codec stays exactly as before (no extra float32 op under autocast).
-        self.standardised = channel_mean is not None or channel_std is not None
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (n, 3, H, W) in [-1, 1] -> latents (n, C, H/f, W/f)."""
@@ -93,8 +76,6 @@ class DCTCodec(LatentCodec):
         blocks = rearrange(frames.float(), "n c (h i) (w j) -> n h w (c i j)", i=f, j=f)  # (n, h, w, 3 f f)
         latents = blocks @ self.basis.T  # (n, h, w, C)
         latents = rearrange(latents, "n h w c -> n c h w")
-        if self.standardised:
-            latents = ((latents - self.channel_mean) / self.channel_std).to(latents.dtype)
         return latents * self.scale
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -103,15 +84,9 @@ class DCTCodec(LatentCodec):
             raise ValueError(f"DCTCodec.decode expects (n, {self.latent_channels}, h, w), got {tuple(latents.shape)}")
         f = self.block
         coefficients = latents.float() / self.scale
-        if self.standardised:
-            coefficients = coefficients * self.channel_std + self.channel_mean
         blocks = rearrange(coefficients, "n c h w -> n h w c") @ self.basis  # (n, h, w, 3 f f)
         return rearrange(blocks, "n h w (c i j) -> n c (h i) (w j)", c=3, i=f, j=f).clamp(-1.0, 1.0)
 
     def extra_repr(self) -> str:
-        # The statistics themselves go in the description: caches written with different ones must not match.
-        stats = ""
-        if self.standardised:
-            stats = (f", channel_mean={[round(x, 4) for x in self.channel_mean.flatten().tolist()]}, "
-                     f"channel_std={[round(x, 4) for x in self.channel_std.flatten().tolist()]}")
-        return f"block={self.block}, luma={self.luma}, chroma={self.chroma}, scale={self.scale}{stats}"
+        # The latent cache keys on this description: caches written with other settings must not match.
+        return f"block={self.block}, luma={self.luma}, chroma={self.chroma}, scale={self.scale}"

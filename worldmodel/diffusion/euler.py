@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import output_to_velocity, prediction_of, sigma_data_of
 from worldmodel.diffusion.rectified_flow import RectifiedFlow
 from worldmodel.model.action_embedding import ACTION_GROUP_SIZES
@@ -39,9 +40,8 @@ class FlowEulerSampler:
     z + (tau' - tau) v. Why: a small model's errors in x0 also land in e, and the ODE feeds them back
     step after step as if they were noise; fresh noise keeps every step's input Gaussian-noised as in
     training, so the errors do not compound.
-    `reference_noise` > 0 shows the model its reference frames noised to that level, (1 - r) ref + r n with
-    one draw of n per call, for models trained with the objective's `reference_noise`; the returned
-    references are the clean ones.
+    `model_reference` is the one hook of a subclass (worldmodel/experimental/reference_noise.py): what the model
+    sees of the reference frames; the returned references are always the clean ones.
     `start` (a first guess of the new frames) with `start_tau` < 1 begins the integration at start_tau from
     (1 - start_tau) start + start_tau noise instead of from pure noise at tau = 1 (SDEdit): the schedule's steps
     above start_tau are skipped, so the guess fixes the coarse layout and the model draws the rest.
@@ -52,30 +52,33 @@ class FlowEulerSampler:
     runs on the full token grid.
     """
 
-    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0, churn: float = 0.0,
-                 reference_noise: float = 0.0):
+    def __init__(self, num_steps: int = 30, cfg_scale: float = 4.0, shift: float = 1.0, churn: float = 0.0):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         if shift <= 0:
             raise ValueError(f"shift must be > 0, got {shift}")
         if not 0.0 <= churn <= 1.0:
             raise ValueError(f"churn must be in [0, 1] (0: deterministic Euler), got {churn}")
-        if not 0.0 <= reference_noise < 1.0:
-            raise ValueError(f"reference_noise must be in [0, 1) (0: clean reference frames), got {reference_noise}")
         self.num_steps = int(num_steps)
         self.cfg_scale = float(cfg_scale)
         self.shift = float(shift)
         self.churn = float(churn)
-        self.reference_noise = float(reference_noise)
+
+    def settings(self) -> dict[str, float]:
+        """The constructor's arguments as this sampler holds them."""
+        return dict(num_steps=self.num_steps, cfg_scale=self.cfg_scale, shift=self.shift, churn=self.churn)
 
     def replace(self, **changes: float) -> "FlowEulerSampler":
         """A new sampler with the given settings changed, validated as at construction."""
-        settings = dict(num_steps=self.num_steps, cfg_scale=self.cfg_scale, shift=self.shift, churn=self.churn,
-                        reference_noise=self.reference_noise)
+        settings = self.settings()
         unknown = sorted(set(changes) - set(settings))
         if unknown:
-            raise ValueError(f"FlowEulerSampler has no setting {unknown[0]!r}; settings: {sorted(settings)}")
+            raise ValueError(f"{type(self).__name__} has no setting {unknown[0]!r}; settings: {sorted(settings)}")
         return type(self)(**{**settings, **changes})
+
+    def model_reference(self, reference: torch.Tensor, generator: Generators = None) -> torch.Tensor:
+        """What the model sees of the clean reference latents (B, K, V, C, H, W): here, themselves."""
+        return reference
 
     def schedule(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """(num_steps + 1,) diffusion times from 1 down to 0."""
@@ -151,10 +154,8 @@ class FlowEulerSampler:
             if use_cfg:
                 conditioning = {name: torch.cat([value, value]) for name, value in conditioning.items()}
         clean_reference = reference
-        if self.reference_noise > 0 and k > 0:
-            ref_noise = gaussian(tuple(reference.shape), generator, device, dtype)
-            level = torch.full((b, k), self.reference_noise, device=device)  # (B, K): the training path's noise
-            reference = RectifiedFlow.add_noise(reference, ref_noise, level)
+        if k > 0:
+            reference = self.model_reference(reference, generator)
         z = noise  # (B, T - K, V, C, H, W)
         # The times as Python floats: reading them off a GPU tensor at every step would sync with the host.
         taus = self.visited(start_tau if start is not None else 1.0).tolist()

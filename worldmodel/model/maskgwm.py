@@ -290,7 +290,7 @@ class MaskGWM(ModelMixin, ConfigMixin):
         """Clean-frame outputs (B, T, V, C, H, W) plus the warp (same shape) of frames where warp_valid (B, T).
 
         `warp_residual`: the network then draws only what the warp gets wrong. A small network copies fine detail
-        poorly and passes the noise of nearly clean inputs through (the grain of BENCHMARKS.md, "Where the warp
+        poorly and passes the noise of nearly clean inputs through (the grain of docs/FINDINGS.md, "Where the warp
         start's grain comes from"); with the warp as the base of its answer, detail the warp carries needs no
         copying, and where the warp is right the best answer is a zero residual, whatever the noise.
         """

@@ -22,8 +22,9 @@ class TemporalBlock(nn.Module):
 
     Each sub-layer computes `z + gate * f(LN(z) * (1 + scale) + shift)`, with (shift, scale, gate)
     regressed from the per-frame time embedding of m * tau (m = 0 on reference frames). The
-    modulation is zero-initialised, so every gate is 0 and the block is the identity at init
-    while its attention and MLP weights still receive gradients through the gates.
+    modulation is zero-initialised, so every gate is 0 and the block is the identity at init; the first
+    steps move the gates (their gradient is f's output), and the attention and MLP weights train once
+    the gates are no longer 0 (adaLN-Zero, as in DiT).
     The text stream is read, never updated.
     """
 

@@ -228,7 +228,7 @@ def measure_training_step(cfg: DictConfig, adamw_kernel: str = "fused") -> StepC
         raise ValueError(f"adamw_kernel must be fused or foreach, got {adamw_kernel!r}")
     from worldmodel.training.adamw import adamw
     from worldmodel.training.ema import EMAWeights
-    from worldmodel.training.train import strategy_checkpoints
+    from worldmodel.training.train import build_objective, strategy_checkpoints
     from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
     cfg, notes = build_for_plan(cfg)
@@ -238,7 +238,7 @@ def measure_training_step(cfg: DictConfig, adamw_kernel: str = "fused") -> StepC
     notes += codec_notes
     with _fake():
         model = instantiate(cfg.model, _convert_="all").train()
-        objective = instantiate(cfg.objective, _convert_="all")
+        objective = build_objective(cfg)
         select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
         freeze_idle_groups(model, objective)
         if checkpointing:

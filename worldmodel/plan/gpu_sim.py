@@ -91,13 +91,14 @@ def check_training_step(cfg: DictConfig) -> str:
     """Forward and loss under CUDA bf16 autocast, AdamW step and EMA update, all on fake `cuda` tensors."""
     from worldmodel.training.adamw import adamw
     from worldmodel.training.ema import EMAWeights
+    from worldmodel.training.train import build_objective
     from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
     cfg, _ = build_for_plan(cfg)
     codec, encodes, _ = plannable_codec(cfg)
     with _fake():
         model, codec = _built_and_moved(cfg, codec, train=True)
-        objective = instantiate(cfg.objective, _convert_="all")
+        objective = build_objective(cfg)
         select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
         freeze_idle_groups(model, objective)
         if cfg.gradient_checkpointing:

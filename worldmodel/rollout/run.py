@@ -159,7 +159,7 @@ def rollout(cfg: DictConfig) -> RolloutResult:
             "precision": precision.label, "sampler_steps": sampler.num_steps,
             "sampler_evaluations": evaluations,
             "cfg_scale": sampler.cfg_scale, "sampler_churn": sampler.churn,
-            "sampler_reference_noise": sampler.reference_noise, "warp_start": warp_start,
+            "sampler_reference_noise": getattr(sampler, "reference_noise", 0.0), "warp_start": warp_start,
             "warp_condition": takes_warp(loaded.model), "config": OmegaConf.to_container(cfg, resolve=True)}
 
     groups: dict[tuple[ChunkSchedule, int], list[RolloutJob]] = defaultdict(list)

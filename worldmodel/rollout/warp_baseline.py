@@ -3,7 +3,7 @@ along the commanded path (the warp of `WarpStart`), encoded and decoded as the m
 
 Copy-last-frame tells whether a model predicts anything; this tells whether it predicts more than geometry does.
 The warp moves the road and the scenery as the actions say but knows nothing of other cars or of what comes into
-view, and each chunk magnifies the last one's pixels (BENCHMARKS.md, "Self-forcing, and how much of the blur is the
+view, and each chunk magnifies the last one's pixels (docs/FINDINGS.md, "Self-forcing, and how much of the blur is the
 warp's"). It exists for jobs with ground truth, calibrated cameras and a trajectory in every chunk.
 """
 from __future__ import annotations

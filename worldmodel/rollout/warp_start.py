@@ -4,7 +4,7 @@ A training-free action prior in the spirit of SDEdit and of warp-then-denoise ca
 reference frame of every camera is re-rendered at each new frame's commanded ego pose (`ground_warp`: road
 plane plus a far cylinder), encoded, noised to `tau` and denoised by the model from there. The warp fixes
 where the road is, so the video moves as the actions say even where the model alone would hold the
-picture still (a small model trained for minutes; BENCHMARKS.md "Warp start"); the model draws what the
+picture still (a small model trained for minutes; docs/FINDINGS.md "Warp start"); the model draws what the
 warp gets wrong (buildings and cars, which are not on the road plane, and the view's new edges).
 At tau = 1 the warp is drowned in noise and sampling is the plain sampler's.
 

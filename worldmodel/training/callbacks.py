@@ -52,11 +52,12 @@ class LastStepCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         preempted = any(isinstance(c, PreemptionCheckpoint) and c.stopped_at_step is not None
                         for c in trainer.callbacks)
-        if preempted:
-            # Lightning's own train-end save would replace it with the state after the loop closed its epoch
-            # (epoch + 1, validation run), from which a resume starts the next epoch and leaves the order.
+        if preempted or trainer.fast_dev_run:
+            # Preempted: Lightning's own train-end save would replace it with the state after the loop closed its
+            # epoch (epoch + 1, validation run), from which a resume starts the next epoch and leaves the order.
+            # A debug run writes no checkpoint: a later ckpt_path=last must not resume from its one batch.
             return
-        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             return
         super().on_train_end(trainer, pl_module)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,16 +13,14 @@ from torch.distributed.fsdp import FullyShardedDataParallel
 from worldmodel.codecs import LatentCodec
 from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
-from worldmodel.diffusion.draws import Generators
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.training.adamw import adamw
+from worldmodel.training.hooks import StepHook
 from worldmodel.training.ema import EMAWeights
 from worldmodel.training.faults import BadSampleCounter, FaultPolicy, NonFiniteLossError, describe_batch
 from worldmodel.training.optimizer_state import match_optimizer_state
-from worldmodel.training.reference_degrade import ReferenceDegrade
 from worldmodel.training.rng import collect_rng_states, restore_rng_states
 from worldmodel.training.sampler import sample_generators
-from worldmodel.training.self_forcing import SelfForcing, self_forced_clips
 from worldmodel.training.trainable import idle_parameter_names
 from worldmodel.training.warp_prior import warp_prior_latents
 from worldmodel.viz import from_uint8
@@ -39,7 +38,7 @@ class WorldModelModule(pl.LightningModule):
                  sampler: FlowEulerSampler, lr: float = 5e-5, betas: tuple[float, float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 1000, ema_decay: float | None = 0.999,
                  run_config: dict[str, Any] | None = None, faults: FaultPolicy | None = None,
-                 self_forcing: SelfForcing | None = None, reference_degrade: ReferenceDegrade | None = None) -> None:
+                 step_hooks: Sequence[StepHook] = ()) -> None:
         super().__init__()
         self.model = model
         self.codec = codec.requires_grad_(False).eval()
@@ -50,8 +49,8 @@ class WorldModelModule(pl.LightningModule):
         # The resolved run config travels inside every checkpoint so rollout can rebuild the run.
         self.run_config = run_config or {}
         self.faults = faults or FaultPolicy()
-        self.self_forcing = self_forcing or SelfForcing()
-        self.reference_degrade = reference_degrade or ReferenceDegrade()
+        # Experimental ideas that change a step's batch before its loss (worldmodel/training/hooks.py).
+        self.step_hooks = list(step_hooks)
         self.bad_samples = BadSampleCounter(self.faults)
         self.skipped_steps = 0
         self._skipping = False  # the running step's loss was non-finite and is skipped
@@ -73,29 +72,21 @@ class WorldModelModule(pl.LightningModule):
         return self.encode(batch["frames"])
 
     def _loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator | None = None,
-              start_from_prior: bool = True, degrade_generator: Generators = None, degrade: bool = False):
+              training: bool = True):
         latents = self.batch_latents(batch)
-        degraded = None
-        if degrade and self.reference_degrade.enabled:
-            # Before the warp prior, so that the warp is made from the degraded last reference frame.
-            latents, degraded = self.reference_degrade(self.codec, latents, batch["num_reference"],
-                                                        degrade_generator)
         values, valid = pack_actions(batch["actions"])
         # Validation of a model that only starts from the prior (not conditioned on it) has no use for the warp.
-        needed = start_from_prior or takes_warp(model)
+        needed = training or takes_warp(model)
         prior, has_prior = self.warp_prior(latents, batch) if needed else (None, None)
-        loss, logs = self.objective.training_loss(
+        return self.objective.training_loss(
             model, latents, batch["num_reference"].to(self.device), values.to(self.device),
-            valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior,
-            start_from_prior=start_from_prior)
-        if degraded is not None:
-            logs["reference_degraded"] = degraded.float().mean()
-        return loss, logs
+            valid.to(self.device), generator=generator, prior=prior, has_prior=has_prior, training=training)
 
     @property
     def uses_warp(self) -> bool:
-        """Whether training needs each clip's warp: as a start (warp-prior training) or as the model's condition."""
-        return getattr(self.objective, "warp_prior_probability", 0.0) > 0.0 or takes_warp(self.model)
+        """Whether training needs each clip's warp: for an objective extension (warp-prior training) or as the
+        model's condition."""
+        return bool(getattr(self.objective, "needs_prior", False)) or takes_warp(self.model)
 
     def warp_prior(self, latents: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The warp prior (B, T, V, C, h, w) of latents (B, T, V, C, h, w) and has_prior (B,) when training uses
@@ -104,40 +95,15 @@ class WorldModelModule(pl.LightningModule):
             return None, None
         return warp_prior_latents(self.codec, latents, batch["meta"], batch["num_reference"])
 
-    def self_forced(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The batch with its clips' first frames replaced by frames the inference weights generated from frame 0
-        (`worldmodel.training.self_forcing`), or unchanged when some clip cannot be warped."""
-        latents = self.batch_latents(batch)
-        values, valid = pack_actions(batch["actions"])
-        keys = batch.get("sample_key")
-        generators = sample_generators(keys, self.device, stream=3) if keys is not None else None
-        made = self_forced_clips(self.inference_model, self.sampler, self.codec, latents, batch["meta"],
-                                 values.to(self.device), valid.to(self.device), self.self_forcing, generators,
-                                 all_ranks=self._on_every_rank)
-        if made is None:
-            log.warning("step %d not self-forced: a clip of the batch (on this rank or another) has no calibration "
-                        "or ego poses to warp", self.global_step)
-            return batch
-        clips, metas = made
-        n = self.self_forcing.generated_frames
-        rest = {key: value for key, value in batch.items() if key != "frames"}
-        return {**rest, "latents": clips, "meta": metas, "self_forced": True,
-                "num_reference": torch.full_like(batch["num_reference"], n)}
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         where = describe_batch(batch, batch_idx, self.global_step, self.current_epoch)
         failures = self.bad_samples.update(batch, where)
         # Keyed batches (our training loader) draw each sample's noise from its own key.
         generators = sample_generators(batch["sample_key"], self.device) if "sample_key" in batch else None
         batch_size = batch["num_reference"].shape[0]
-        if self.self_forcing.applies(self.global_step):
-            batch = self.self_forced(batch)
-        if self.self_forcing.probability > 0:
-            self.log("train/self_forced", float(batch.get("self_forced", False)), batch_size=batch_size)
-        degrade_generators = (sample_generators(batch["sample_key"], self.device, stream=4)
-                              if "sample_key" in batch and self.reference_degrade.enabled else None)
-        loss, logs = self._loss(self.model, batch, generator=generators, degrade_generator=degrade_generators,
-                                degrade=True)
+        for hook in self.step_hooks:
+            batch = hook.before_loss(self, batch)
+        loss, logs = self._loss(self.model, batch, generator=generators)
         if failures:
             self.log("train/bad_samples", float(self.bad_samples.failed), batch_size=batch_size)
         self._skipping = not self._all_finite(loss)
@@ -149,7 +115,7 @@ class WorldModelModule(pl.LightningModule):
                 self.log(f"train/{name}", value, batch_size=batch_size)
         return loss
 
-    def _on_every_rank(self, holds: bool) -> bool:
+    def on_every_rank(self, holds: bool) -> bool:
         """Whether `holds` is true on every rank (itself alone outside a data-parallel run or a Trainer)."""
         if self._trainer is None:
             return holds
@@ -157,7 +123,7 @@ class WorldModelModule(pl.LightningModule):
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         # Every rank must take the same branch, or DDP waits forever for a skipped rank's gradients.
-        return self._on_every_rank(bool(torch.isfinite(loss)))
+        return self.on_every_rank(bool(torch.isfinite(loss)))
 
     def _nonfinite(self, loss: torch.Tensor, where: str) -> None:
         value = loss.detach().float().item()
@@ -196,9 +162,9 @@ class WorldModelModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         # A fixed generator per batch makes the validation loss comparable across steps.
         generator = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
-        # No sample starts from the warp prior: the plain objective's loss stays comparable between runs with and
-        # without it (a warp-conditioned model still sees its warp, which is part of its input).
-        loss, _ = self._loss(self.inference_model, batch, generator=generator, start_from_prior=False)
+        # training=False: no extension changes what is learned here (no sample starts from a warp prior), so the
+        # plain objective's loss stays comparable between runs (a warp-conditioned model still sees its warp).
+        loss, _ = self._loss(self.inference_model, batch, generator=generator, training=False)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["num_reference"].shape[0], sync_dist=True)
         return loss
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from worldmodel.errors import UserInputError
+from worldmodel.retired import retire_settings
 from worldmodel.training.checkpoint_io import checkpoint_problem, newest_good_checkpoint
 
 # Sections that decide the network's weights. Keys that only say where the starting weights came from (the SD3
@@ -69,7 +70,12 @@ def stored_run_config(path: Path) -> dict[str, Any] | None:
         return None
     checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     stored = checkpoint.get("worldmodel", {}) if isinstance(checkpoint, dict) else {}
-    return stored.get("config") if isinstance(stored, dict) else None
+    config = stored.get("config") if isinstance(stored, dict) else None
+    if not isinstance(config, dict):
+        return None
+    # Settings this version no longer has are dropped (or refused) as when the checkpoint is loaded for sampling.
+    return {key: retire_settings(key, value, path) if isinstance(value, dict) else value
+            for key, value in config.items()}
 
 
 def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

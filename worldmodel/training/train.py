@@ -18,8 +18,8 @@ from worldmodel.training.resume import check_resume_matches, resolve_ckpt_path
 from worldmodel.training.run_dir import check_run_dir, check_writable, clear_previous_run, write_failure
 from worldmodel.training.module import WorldModelModule
 from worldmodel.training.preemption import PreemptionCheckpoint
-from worldmodel.training.reference_degrade import ReferenceDegrade
-from worldmodel.training.self_forcing import SelfForcing
+from worldmodel.diffusion.extension import ObjectiveExtension
+from worldmodel.training.hooks import StepHook
 from worldmodel.training.trainable import freeze_idle_groups, select_trainable
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,31 @@ def strategy_checkpoints(trainer: DictConfig) -> bool:
     return isinstance(strategy, DictConfig) and bool(strategy.get("activation_checkpointing", False))
 
 
+def build_extensions(cfg: DictConfig) -> list[Any]:
+    """The config's experimental extensions (`extension=<name>`, worldmodel/experimental/), in selection order."""
+    built = []
+    for name, node in (cfg.get("extension") or {}).items():
+        extension = instantiate(node, _convert_="all")
+        if not isinstance(extension, (ObjectiveExtension, StepHook)):
+            raise TypeError(f"extension.{name} builds a {type(extension).__name__}, which is neither an "
+                            f"ObjectiveExtension (worldmodel/diffusion/extension.py) nor a StepHook "
+                            f"(worldmodel/training/hooks.py)")
+        built.append(extension)
+    return built
+
+
+def build_objective(cfg: DictConfig, extensions: list[Any] | None = None) -> Any:
+    """The run's objective with the config's objective extensions plugged in."""
+    extensions = build_extensions(cfg) if extensions is None else extensions
+    return instantiate(cfg.objective, _convert_="all",
+                       extensions=[e for e in extensions if isinstance(e, ObjectiveExtension)])
+
+
 def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModule:
-    """The LightningModule of a composed config (model, codec, objective, sampler, optimiser, EMA)."""
+    """The LightningModule of a composed config (model, codec, objective, sampler, optimiser, EMA, extensions)."""
     model = instantiate(cfg.model, _convert_="all")
-    objective = instantiate(cfg.objective, _convert_="all")
+    extensions = build_extensions(cfg)
+    objective = build_objective(cfg, extensions)
     select_trainable(model, None if cfg.trainable is None else list(cfg.trainable))
     if idle := freeze_idle_groups(model, objective):
         log.info("frozen, the objective never runs them: %s", ", ".join(idle))
@@ -74,8 +95,7 @@ def build_module(cfg: DictConfig, run_config: dict[str, Any]) -> WorldModelModul
         sampler=instantiate(cfg.sampler, _convert_="all"), **OmegaConf.to_container(cfg.optim),
         ema_decay=cfg.ema.decay if cfg.ema.enabled else None, run_config=run_config,
         faults=FaultPolicy(**OmegaConf.to_container(cfg.faults)),
-        self_forcing=SelfForcing(**OmegaConf.to_container(cfg.self_forcing)),
-        reference_degrade=ReferenceDegrade(**OmegaConf.to_container(cfg.reference_degrade)))
+        step_hooks=[e for e in extensions if isinstance(e, StepHook)])
 
 
 def train(cfg: DictConfig) -> TrainResult:

@@ -16,7 +16,7 @@ from worldmodel.data.collate import ClipCollator
 from worldmodel.data.synthetic import SyntheticDriving
 from worldmodel.diffusion import FlowEulerSampler, RectifiedFlow
 from worldmodel.training.module import WorldModelModule
-from worldmodel.training.self_forcing import SelfForcing, drop_first_frame, self_forced_clips
+from worldmodel.experimental.self_forcing import SelfForcing, drop_first_frame, self_forced_clips
 from worldmodel.training.train import train
 from worldmodel.training.warp_prior import warp_prior_latents
 from worldmodel.viz import from_uint8
@@ -41,8 +41,9 @@ def _generators(n: int, seed: int = 5) -> list[torch.Generator]:
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("probability", 1.5, "self_forcing.probability"), ("generated_frames", 0, "self_forcing.generated_frames"),
-    ("start_tau", 0.0, "self_forcing.start_tau"), ("after_step", -1, "self_forcing.after_step")])
+    ("probability", 1.5, "extension.self_forcing.probability"),
+    ("generated_frames", 0, "extension.self_forcing.generated_frames"),
+    ("start_tau", 0.0, "extension.self_forcing.start_tau"), ("after_step", -1, "extension.self_forcing.after_step")])
 def test_bad_settings_are_named(field: str, value: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SelfForcing(**{field: value})
@@ -118,9 +119,9 @@ def test_drop_first_frame_keeps_per_view_entries() -> None:
 
 def test_module_trains_on_the_self_forced_batch() -> None:
     module = WorldModelModule(tiny_model(warp_condition=True).train(), CODEC, RectifiedFlow(), SAMPLER,
-                              ema_decay=0.99, self_forcing=SelfForcing(probability=1.0))
+                              ema_decay=0.99, step_hooks=[SelfForcing(probability=1.0)])
     batch = _batch()
-    forced = module.self_forced(batch)
+    forced = module.step_hooks[0].self_forced(module, batch)
     assert forced["self_forced"] and "frames" not in forced
     assert forced["latents"].shape[1] == 5 and forced["num_reference"].tolist() == [3, 3]
     loss, _ = module._loss(module.model, forced)
@@ -130,7 +131,7 @@ def test_module_trains_on_the_self_forced_batch() -> None:
 
 def test_a_run_with_self_forcing(tmp_path: Path) -> None:
     cfg = compose_config("train", ["experiment=quickstart", "debug=fast_dev_run", "data.clip.size=[32,64]",
-                                   "data.train.num_clips=4", "self_forcing.probability=1.0",
-                                   "self_forcing.after_step=0", f"run_dir={tmp_path}"])
+                                   "data.train.num_clips=4", "extension=self_forcing",
+                                   "extension.self_forcing.probability=1.0", f"run_dir={tmp_path}"])
     result = train(cfg)
     assert result.metrics["train/self_forced"] == 1.0 and result.metrics["train/loss"] > 0

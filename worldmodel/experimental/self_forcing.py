@@ -1,10 +1,10 @@
 """Self-forcing: train some steps on reference frames the model generated itself, as a rollout's later chunks see.
 
 Every chunk of a rollout after the first is conditioned on frames the model drew, which are blurrier and grainier
-than the recorded frames it trained on; the errors compound from chunk to chunk until the picture dissolves
-(BENCHMARKS.md, "Warp conditioning": a 60 s drive is grey grain by 12 s). Training on its own outputs as context
-("exposure bias"; Self Forcing, Huang et al. 2025; GameNGen's context noise is the cheap proxy, which did not help
-here) teaches the network to pull such frames back towards sharp ones instead of copying their flaws forward.
+than the recorded frames it trained on, and the errors compound from chunk to chunk. Training on its own outputs
+as context ("exposure bias"; Self Forcing, Huang et al. 2025) is meant to teach the network to pull such frames back
+towards sharp ones instead of copying their flaws forward. `extension=self_forcing`; docs/FINDINGS.md has what it
+measured.
 
 A self-forced step takes the batch's clips of T frames and, without gradient and with the inference (EMA)
 weights, samples frames 1..n from the real frame 0 as the rollout samples a chunk: the sampler's settings, the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,21 @@ import torch
 from torch import nn
 
 from worldmodel.diffusion import FlowEulerSampler
+from worldmodel.data.actions import pack_actions
 from worldmodel.diffusion.prediction import takes_warp
+from worldmodel.training.hooks import StepHook
+from worldmodel.training.sampler import sample_generators
 from worldmodel.training.warp_prior import warp_prior_latents
 
 # The meta entries that hold one value per frame of the clip; they drop frame 0 with the clip.
 PER_FRAME_META = ("timestamps", "ego_poses", "ego_speed", "ego_steering")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
-class SelfForcing:
-    """How often and how a training step conditions on generated reference frames (`self_forcing` in the config).
+class SelfForcing(StepHook):
+    """How often and how a training step conditions on generated reference frames (`extension.self_forcing`).
 
     probability: the share of steps (after `after_step`) that are self-forced, 0 = never (the paper).
     generated_frames: n, the reference frames generated and then conditioned on (the rollout's carry_frames).
@@ -52,13 +58,14 @@ class SelfForcing:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"self_forcing.probability must be in [0, 1] (0: off), got {self.probability}")
+            raise ValueError(f"extension.self_forcing.probability must be in [0, 1] (0: off), got {self.probability}")
         if self.generated_frames < 1:
-            raise ValueError(f"self_forcing.generated_frames must be >= 1, got {self.generated_frames}")
+            raise ValueError(f"extension.self_forcing.generated_frames must be >= 1, got {self.generated_frames}")
         if not 0.0 < self.start_tau <= 1.0:
-            raise ValueError(f"self_forcing.start_tau must be in (0, 1] (1: from pure noise), got {self.start_tau}")
+            raise ValueError(f"extension.self_forcing.start_tau must be in (0, 1] (1: from pure noise), "
+                             f"got {self.start_tau}")
         if self.after_step < 0:
-            raise ValueError(f"self_forcing.after_step must be >= 0, got {self.after_step}")
+            raise ValueError(f"extension.self_forcing.after_step must be >= 0, got {self.after_step}")
 
     def applies(self, step: int) -> bool:
         """Whether training step `step` is self-forced: a draw from the step number alone, so that every rank of
@@ -73,6 +80,35 @@ class SelfForcing:
         changes = {name: value for name, value in (("num_steps", self.num_steps), ("cfg_scale", self.cfg_scale))
                    if value is not None}
         return sampler.replace(**changes)
+
+    def before_loss(self, module: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its clips' first frames replaced by frames the module's inference weights generated from
+        frame 0 on the steps `applies` picks; unchanged on the others, or when some clip cannot be warped."""
+        forced = self.applies(module.global_step)
+        if forced:
+            batch = self.self_forced(module, batch)
+        module.log("train/self_forced", float(batch.get("self_forced", False)),
+                   batch_size=batch["num_reference"].shape[0])
+        return batch
+
+    def self_forced(self, module: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its clips' first frames generated (see `self_forced_clips`), or unchanged when some clip
+        (on this rank or another) cannot be warped."""
+        latents = module.batch_latents(batch)
+        values, valid = pack_actions(batch["actions"])
+        keys = batch.get("sample_key")
+        generators = sample_generators(keys, module.device, stream=3) if keys is not None else None
+        made = self_forced_clips(module.inference_model, module.sampler, module.codec, latents, batch["meta"],
+                                 values.to(module.device), valid.to(module.device), self, generators,
+                                 all_ranks=module.on_every_rank)
+        if made is None:
+            log.warning("step %d not self-forced: a clip of the batch (on this rank or another) has no calibration "
+                        "or ego poses to warp", module.global_step)
+            return batch
+        clips, metas = made
+        rest = {key: value for key, value in batch.items() if key != "frames"}
+        return {**rest, "latents": clips, "meta": metas, "self_forced": True,
+                "num_reference": torch.full_like(batch["num_reference"], self.generated_frames)}
 
 
 def drop_first_frame(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,7 +133,8 @@ def self_forced_clips(model: nn.Module, sampler: FlowEulerSampler, codec, latent
     n = plan.generated_frames
     b, t = latents.shape[:2]
     if t < n + 2:
-        raise ValueError(f"self_forcing.generated_frames={n} needs clips of at least {n + 2} frames (n references "
+        raise ValueError(f"extension.self_forcing.generated_frames={n} needs clips of at least {n + 2} frames "
+                         f"(n references "
                          f"generated from frame 0 and one frame to predict), got {t}")
     head = latents[:, :n + 1]  # (B, n + 1, V, C, h, w): frame 0 and the frames to generate
     conditioned = takes_warp(model)
