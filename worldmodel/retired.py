@@ -7,21 +7,34 @@ shelf) there with its value, and refuses, naming the key, a value this version c
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from worldmodel.errors import UserInputError
 
-FLOW_EULER = "worldmodel.diffusion.FlowEulerSampler"
 NOISY_REFERENCE = "worldmodel.experimental.reference_noise.NoisyReferenceSampler"
+_STANDARDISATION = "the DCT channel standardisation was removed (measured not to help)"
 
-# section -> class -> retired key -> (the value that means "off", what happened to it)
-RETIRED: dict[str, dict[str, dict[str, tuple[Any, str]]]] = {
+
+@dataclass(frozen=True)
+class Retired:
+    """A key that left its class: `off` is its stored default; `now_in` names the class that took it over (the
+    node is rebuilt as that class, with the value) or None when nothing did (any other value is refused)."""
+
+    off: Any
+    why: str
+    now_in: str | None = None
+
+
+# section -> class -> retired key
+RETIRED: dict[str, dict[str, dict[str, Retired]]] = {
     "codec": {"worldmodel.codecs.DCTCodec": {
-        "channel_mean": (None, "the DCT channel standardisation was removed (measured not to help)"),
-        "channel_std": (None, "the DCT channel standardisation was removed (measured not to help)"),
+        "channel_mean": Retired(None, _STANDARDISATION),
+        "channel_std": Retired(None, _STANDARDISATION),
     }},
-    "sampler": {FLOW_EULER: {
-        "reference_noise": (0.0, "moved to the experimental shelf (extension=reference_noise)"),
+    "sampler": {"worldmodel.diffusion.FlowEulerSampler": {
+        "reference_noise": Retired(0.0, "it moved to the experimental shelf (extension=reference_noise)",
+                                   now_in=NOISY_REFERENCE),
     }},
 }
 
@@ -36,17 +49,15 @@ def retire_settings(section: str, node: dict[str, Any], source: object) -> dict[
     if not any(key in node for key in retired):
         return node
     node = dict(node)
-    if section == "sampler" and node.get("reference_noise", 0.0) != 0.0:
-        # The same sampling as the version that wrote it: the reference-noise sampler took the setting over.
-        node["_target_"] = NOISY_REFERENCE
-        return node
-    for key, (off, why) in retired.items():
-        if key not in node:
-            continue
-        value = node.pop(key)
-        if value != off:
+    for key, setting in retired.items():
+        if key not in node or node[key] == setting.off:
+            node.pop(key, None)
+        elif setting.now_in is not None:
+            # The same behaviour as the version that wrote it: the class that took the setting over.
+            node["_target_"] = setting.now_in
+        else:
             raise RetiredSettingError(
-                f"{source}: its run config sets {section}.{key}={value!r}, but {why}; this version cannot rebuild "
-                f"that {section}. Load it with the worldmodel version that trained it (docs/FINDINGS.md names the "
-                f"commit), or retrain")
+                f"{source}: its run config sets {section}.{key}={node[key]!r}, but {setting.why}; this version "
+                f"cannot rebuild that {section}. Load it with the worldmodel version that trained it "
+                f"(docs/FINDINGS.md names the commit), or retrain")
     return node

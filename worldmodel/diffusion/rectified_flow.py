@@ -172,9 +172,8 @@ class RectifiedFlow:
             if action_valid is None:
                 action_valid = torch.ones(b, len(ACTION_GROUP_SIZES), dtype=torch.bool, device=device)
             valid = self.drop_actions(action_valid.to(device), generator)  # (B, G)
-        if prior is not None:
-            noised = noised.but(prior=prior, has_prior=prior_flags(prior, has_prior, latents))
-        noised = noised.but(training=training)
+        noised = noised.but(training=training, prior=prior,
+                            has_prior=None if prior is None else prior_flags(prior, has_prior, latents))
         for extension in self.extensions:
             noised = extension.perturb(noised, generator)
         warp = self._warp_condition(model, noised, generator)  # {} or {warp, warp_valid}

@@ -16,17 +16,17 @@ again from frame 1 up to the last action time).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-import logging
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from worldmodel.diffusion import FlowEulerSampler
 from worldmodel.data.actions import pack_actions
+from worldmodel.diffusion import FlowEulerSampler
 from worldmodel.diffusion.prediction import takes_warp
 from worldmodel.training.hooks import StepHook
 from worldmodel.training.sampler import sample_generators
@@ -84,8 +84,7 @@ class SelfForcing(StepHook):
     def before_loss(self, module: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """The batch with its clips' first frames replaced by frames the module's inference weights generated from
         frame 0 on the steps `applies` picks; unchanged on the others, or when some clip cannot be warped."""
-        forced = self.applies(module.global_step)
-        if forced:
+        if self.applies(module.global_step):
             batch = self.self_forced(module, batch)
         module.log("train/self_forced", float(batch.get("self_forced", False)),
                    batch_size=batch["num_reference"].shape[0])
